@@ -1,0 +1,5 @@
+import type { AdapterModule } from '../../core/api.js';
+
+/** Built-in adapters of the `installer` slot, by config `type`, loaded lazily. */
+export const INSTALLERS: Record<string, () => Promise<{ default: AdapterModule<'installer'> }>> = {
+};

@@ -1,0 +1,5 @@
+import type { AdapterModule } from '../../core/api.js';
+
+/** Built-in adapters of the `power` slot, by config `type`, loaded lazily. */
+export const POWER_ADAPTERS: Record<string, () => Promise<{ default: AdapterModule<'power'> }>> = {
+};

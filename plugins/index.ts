@@ -1,0 +1,8 @@
+import type { PluginClass } from '../core/api.js';
+
+/**
+ * Built-in plugins, loaded lazily by name. The order here is the start order when
+ * `plugins` is absent from the config.
+ */
+export const BUILTIN_PLUGINS: Record<string, () => Promise<{ default: PluginClass }>> = {
+};
