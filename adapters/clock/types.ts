@@ -5,4 +5,9 @@ export interface ClockAdapter {
   setTime(time: Date): Promise<void>;
   /** whether NTP currently keeps the clock synchronised; undefined when unknown */
   ntpSynchronized?(): Promise<boolean | undefined>;
+  /**
+   * the adapter's current time, when it differs from the process clock (the `simulated` adapter
+   * keeps an offset instead of setting the clock); callers fall back to `new Date()`
+   */
+  now?(): Date;
 }
