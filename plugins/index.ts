@@ -5,4 +5,7 @@ import type { PluginClass } from '../core/api.js';
  * `plugins` is absent from the config.
  */
 export const BUILTIN_PLUGINS: Record<string, () => Promise<{ default: PluginClass }>> = {
+  'reset': () => import('./reset/index.js'),
+  'system-time': () => import('./system-time/index.js'),
+  'boot-reason': () => import('./boot-reason/index.js'),
 };
