@@ -1,0 +1,196 @@
+/**
+ * Dispatches e2m messages to plugin handlers with EVerest's conventions: request envelope
+ * `{"headers":{"replyTo"}, "payload"}` answered with the bare JSON value on replyTo (external
+ * prefix prepended), fire-and-forget commands, validation against the AsyncAPI schemas in both
+ * directions, and the safe reply for anything that goes wrong. A handler that throws or never
+ * settles cannot block other topics or take the daemon down.
+ */
+import {
+  COMMAND_OPERATIONS, REQUEST_OPERATIONS, SAFE_REPLIES,
+  type Handler, type Logger, type Operation, type RequestMeta,
+} from './api.js';
+import { systemApiSchemas } from './schemas.js';
+import type { Topics } from './topics.js';
+
+type RequestOp = (typeof REQUEST_OPERATIONS)[number];
+type CommandOp = (typeof COMMAND_OPERATIONS)[number];
+
+export interface RouterOptions {
+  topics: Topics;
+  log: Logger;
+  requestTimeoutMs: number;
+  maxPayloadBytes: number;
+  publish: (topic: string, payload: string) => Promise<boolean>;
+  onHeartbeat: (payload: Buffer) => void;
+}
+
+interface Route {
+  plugin: string;
+  handler: Handler<Operation>;
+}
+
+const isRequest = (name: string): name is RequestOp => (REQUEST_OPERATIONS as readonly string[]).includes(name);
+const isCommand = (name: string): name is CommandOp => (COMMAND_OPERATIONS as readonly string[]).includes(name);
+
+/** Messages far above the limit are not even parsed: no reply topic can be trusted from them. */
+const PARSE_LIMIT_FACTOR = 16;
+
+export class Router {
+  readonly #o: RouterOptions;
+  readonly #routes = new Map<Operation, Route>();
+  /** requests in flight, for shutdown */
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(options: RouterOptions) {
+    this.#o = options;
+  }
+
+  route(op: Operation, plugin: string, handler: Handler<Operation>): void {
+    this.#routes.set(op, { plugin, handler });
+  }
+
+  unroute(plugin: string): void {
+    for (const [op, r] of this.#routes) if (r.plugin === plugin) this.#routes.delete(op);
+  }
+
+  /** resolves when every request in flight has been answered */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  onMessage(topic: string, payload: Buffer): void {
+    const name = this.#o.topics.inboundName(topic);
+    if (name === undefined) return;
+    if (name === 'heartbeat') {
+      this.#o.onHeartbeat(payload);
+      return;
+    }
+    let work: Promise<void>;
+    if (isRequest(name)) work = this.#request(name, topic, payload);
+    else if (isCommand(name)) work = this.#command(name, topic, payload);
+    else {
+      this.#o.log.warn({ topic }, 'ignoring unknown e2m topic');
+      return;
+    }
+    this.#inFlight.add(work);
+    void work.finally(() => this.#inFlight.delete(work));
+  }
+
+  async #request(op: RequestOp, topic: string, payload: Buffer): Promise<void> {
+    const started = performance.now();
+    const log = this.#o.log;
+    const finish = (outcome: string, replyTopic: string | undefined, reply: unknown, extra: Record<string, unknown> = {}) => {
+      const durationMs = Math.round((performance.now() - started) * 10) / 10;
+      const line = { op, topic, outcome, reply, durationMs, ...extra };
+      if (outcome === 'ok') log.info(line, 'request');
+      else log.warn(line, 'request');
+      if (replyTopic !== undefined) {
+        return this.#o.publish(replyTopic, JSON.stringify(reply)).then(() => undefined);
+      }
+      return Promise.resolve();
+    };
+    const safe = SAFE_REPLIES[op];
+
+    if (payload.length > this.#o.maxPayloadBytes * PARSE_LIMIT_FACTOR) {
+      return finish('rejected', undefined, undefined, { reason: `payload of ${payload.length} bytes is far over the limit; not parsed, no reply` });
+    }
+    const text = payload.toString('utf8');
+    let message: unknown;
+    let parseError: string | undefined;
+    try {
+      message = JSON.parse(text);
+    } catch (err) {
+      parseError = (err as Error).message;
+    }
+    let replyTo: unknown =
+      message && typeof message === 'object' && !Array.isArray(message)
+        ? (message as { headers?: { replyTo?: unknown } }).headers?.replyTo
+        : undefined;
+    if (parseError !== undefined) {
+      // a broken body can still carry an intact reply topic: answer it with the safe reply
+      replyTo = /"replyTo"\s*:\s*"([^"\\]{1,512})"/.exec(text)?.[1];
+    }
+    let replyTopic: string | undefined;
+    if (replyTo !== undefined) {
+      const checked = this.#o.topics.replyTopic(replyTo);
+      if (!checked.ok) {
+        return finish('rejected', undefined, undefined, { reason: `${checked.reason}; not replying` });
+      }
+      replyTopic = checked.topic;
+    }
+    if (parseError !== undefined) return finish('rejected', replyTopic, safe, { reason: `malformed JSON: ${parseError}` });
+    if (payload.length > this.#o.maxPayloadBytes) {
+      return finish('rejected', replyTopic, safe, { reason: `payload of ${payload.length} bytes exceeds maxPayloadBytes ${this.#o.maxPayloadBytes}` });
+    }
+    const invalid = systemApiSchemas().inbound(op, message);
+    if (invalid) return finish('rejected', replyTopic, safe, { reason: `invalid request: ${invalid}` });
+    const route = this.#routes.get(op);
+    if (!route) return finish('unhandled', replyTopic, safe, { reason: 'no running plugin handles this operation' });
+
+    const meta: RequestMeta = { topic, replyTo: replyTopic, receivedAt: new Date() };
+    const body = (message as { payload?: unknown }).payload;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<{ timeout: true }>((resolve) => {
+      timer = setTimeout(() => resolve({ timeout: true }), this.#o.requestTimeoutMs);
+    });
+    const call = (async () => ({ value: await route.handler(body as never, meta) }))();
+    let result: { value: unknown } | { timeout: true } | { error: Error };
+    try {
+      result = await Promise.race([call, timeout]);
+    } catch (err) {
+      result = { error: err as Error };
+    } finally {
+      clearTimeout(timer);
+    }
+    if ('timeout' in result) {
+      call.then(
+        (late) => log.warn({ op, plugin: route.plugin, late: late.value }, 'handler answered after the safe reply was sent; ignored'),
+        () => undefined,
+      );
+      return finish('timeout', replyTopic, safe, { plugin: route.plugin, reason: `handler did not answer within ${this.#o.requestTimeoutMs} ms` });
+    }
+    if ('error' in result) {
+      log.error({ op, plugin: route.plugin, error: result.error.message, stack: result.error.stack }, 'handler failed');
+      return finish('error', replyTopic, safe, { plugin: route.plugin, reason: result.error.message });
+    }
+    const badReply = systemApiSchemas().reply(op, result.value);
+    if (badReply) {
+      return finish('error', replyTopic, safe, { plugin: route.plugin, reason: `handler reply is invalid (${badReply}): ${JSON.stringify(result.value)?.slice(0, 200)}` });
+    }
+    return finish('ok', replyTopic, result.value, { plugin: route.plugin });
+  }
+
+  async #command(op: CommandOp, topic: string, payload: Buffer): Promise<void> {
+    const started = performance.now();
+    const log = this.#o.log;
+    const done = (outcome: string, extra: Record<string, unknown> = {}) => {
+      const line = { op, topic, outcome, durationMs: Math.round((performance.now() - started) * 10) / 10, ...extra };
+      if (outcome === 'ok') log.info(line, 'command');
+      else log.warn(line, 'command');
+    };
+    let value: unknown;
+    if (op === 'allow_firmware_installation') {
+      // EVerest sends zero bytes; anything else is tolerated but noted
+      if (payload.length) log.debug({ op, bytes: payload.length }, 'allow_firmware_installation carried a payload; ignored');
+      value = undefined;
+    } else {
+      if (payload.length > this.#o.maxPayloadBytes) return done('rejected', { reason: `payload of ${payload.length} bytes exceeds maxPayloadBytes` });
+      try {
+        value = JSON.parse(payload.toString('utf8'));
+      } catch (err) {
+        return done('rejected', { reason: `malformed JSON: ${(err as Error).message}` });
+      }
+      const invalid = systemApiSchemas().inbound(op, value);
+      if (invalid) return done('rejected', { reason: `invalid command: ${invalid}` });
+    }
+    const route = this.#routes.get(op);
+    if (!route) return done('unhandled', { reason: 'no running plugin handles this operation' });
+    try {
+      await route.handler(value as never, { topic, receivedAt: new Date() });
+      done('ok', { plugin: route.plugin });
+    } catch (err) {
+      log.error({ op, plugin: route.plugin, error: (err as Error).message, stack: (err as Error).stack }, 'handler failed');
+      done('error', { plugin: route.plugin, reason: (err as Error).message });
+    }
+  }
+}

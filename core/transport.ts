@@ -1,0 +1,118 @@
+/**
+ * The one MQTT connection (mqtt.js), with reconnect. Only this file touches mqtt.js.
+ * QoS 0 and no retain, as EVerest uses on its external topics; nothing is queued inside
+ * mqtt.js while offline (the status publisher decides what to re-send).
+ */
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from './api.js';
+import type { Config } from './config.js';
+
+export interface TransportEvents {
+  connect: [];
+  offline: [];
+  message: [topic: string, payload: Buffer];
+}
+
+export class MqttTransport extends EventEmitter<TransportEvents> {
+  readonly #log: Logger;
+  readonly #url: string;
+  readonly #options: IClientOptions;
+  #client: MqttClient | undefined;
+  #connected = false;
+  #firstConnect: Promise<void>;
+  #resolveFirst!: () => void;
+
+  constructor(mqttConfig: Config['mqtt'], moduleId: string, log: Logger, url = mqttConfig.url) {
+    super();
+    this.#log = log;
+    this.#url = url;
+    this.#firstConnect = new Promise((resolve) => (this.#resolveFirst = resolve));
+    const tls = mqttConfig.tls;
+    this.#options = {
+      clientId: mqttConfig.clientId ?? `everest-system-${moduleId}-${Math.random().toString(16).slice(2, 10)}`,
+      username: mqttConfig.username,
+      password: mqttConfig.password,
+      keepalive: mqttConfig.keepaliveS,
+      reconnectPeriod: mqttConfig.reconnectPeriodMs,
+      connectTimeout: 10_000,
+      clean: true,
+      resubscribe: false,
+      queueQoSZero: false,
+      ...(tls
+        ? {
+            ca: tls.ca ? readFileSync(tls.ca) : undefined,
+            cert: tls.cert ? readFileSync(tls.cert) : undefined,
+            key: tls.key ? readFileSync(tls.key) : undefined,
+            rejectUnauthorized: tls.rejectUnauthorized,
+          }
+        : {}),
+    };
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** resolves on the first successful connection */
+  get firstConnect(): Promise<void> {
+    return this.#firstConnect;
+  }
+
+  start(): void {
+    if (this.#client) return;
+    const redacted = this.#url.replace(/\/\/[^@/]*@/, '//***@');
+    this.#log.info({ url: redacted }, 'connecting to MQTT broker');
+    const client = mqtt.connect(this.#url, this.#options);
+    this.#client = client;
+    client.on('connect', () => {
+      this.#connected = true;
+      this.#log.info({ url: redacted }, 'connected to MQTT broker');
+      this.#resolveFirst();
+      this.emit('connect');
+    });
+    client.on('close', () => {
+      if (this.#connected) {
+        this.#connected = false;
+        this.#log.warn('MQTT connection lost; reconnecting');
+        this.emit('offline');
+      }
+    });
+    client.on('error', (err) => {
+      this.#log.warn({ error: err.message }, 'MQTT error');
+    });
+    client.on('message', (topic, payload) => this.emit('message', topic, payload));
+  }
+
+  async subscribe(filter: string): Promise<void> {
+    const client = this.#client;
+    if (!client || !this.#connected) return;
+    await client.subscribeAsync(filter, { qos: 0 });
+  }
+
+  /** Publishes with QoS 0; resolves false when not connected or the write failed. */
+  async publish(topic: string, payload: string): Promise<boolean> {
+    const client = this.#client;
+    if (!client || !this.#connected) return false;
+    if (/[+#\u0000]/.test(topic)) {
+      this.#log.error({ topic }, 'refusing to publish to a topic with wildcards');
+      return false;
+    }
+    try {
+      await client.publishAsync(topic, payload, { qos: 0, retain: false });
+      return true;
+    } catch (err) {
+      this.#log.warn({ topic, error: (err as Error).message }, 'publish failed');
+      return false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    this.#connected = false;
+    if (!client) return;
+    await client.endAsync(false).catch(() => client.end(true));
+  }
+}
