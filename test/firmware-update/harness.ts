@@ -80,6 +80,15 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
   };
 }
 
+/** The plugin's own state directory (persisted update record, downloaded image). */
+export const pluginDir = (rig: Rig) => path.join(rig.stateDir, 'plugins', 'firmware-update');
+
+/** Files the plugin keeps about an update: the record and images. */
+export async function leftovers(rig: Rig): Promise<string[]> {
+  const names = await fsp.readdir(pluginDir(rig)).catch(() => [] as string[]);
+  return names.filter((n) => n.startsWith('image-') || n.startsWith('job'));
+}
+
 /** Start the daemon in-process on the rig's state dir. */
 export function runDaemon(rig: Rig, extra: Record<string, unknown> = {}): Promise<RunningDaemon> {
   return startDaemon({ ...rig.config, ...extra, stateDir: rig.stateDir });
