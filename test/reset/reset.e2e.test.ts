@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startMosquitto, type Broker } from '../helpers/mosquitto.js';
 import { EverestSim, type EverestSide } from '../helpers/everest.js';
-import { pathWith, recordingStub, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.js';
+import { pathWith, recordingStub, spawnDaemon, startDaemon, tempDir, type RunningDaemon } from '../helpers/daemon.js';
 
 const VETO_PLUGIN = fileURLToPath(new URL('./assets/veto-plugin.ts', import.meta.url));
 let broker: Broker;
@@ -175,5 +175,37 @@ describe('reset', () => {
     expect(s.systemctl.calls()).toEqual([['reboot']]);
     await s.restartDaemon('boot-2');
     expect(await everestStarts(s)).toBe('PowerUp');
+  });
+
+  test('through the CLI daemon: Hard reset runs systemctl reboot, the next boot reports RemoteReset', async () => {
+    const dir = tempDir('esc-reset-cli-');
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin);
+    const systemctl = recordingStub(bin, 'systemctl');
+    const bootIdFile = path.join(dir, 'boot_id');
+    writeFileSync(bootIdFile, 'boot-1\n');
+    const config = {
+      stateDir: path.join(dir, 'state'),
+      mqtt: { url: broker.url },
+      adapters: { power: { type: 'systemd', unit: 'everest-core.service' } },
+      plugins: ['reset', { name: 'boot-reason', options: { bootIdPath: bootIdFile, watchdogGlob: path.join(dir, 'none', '*') } }],
+    };
+    const ev = await EverestSim.connect(broker.url);
+    const first = await spawnDaemon(config, { env: { PATH: pathWith(bin) } });
+    await first.waitForLog(/listening for EVerest requests/);
+    expect(await ev.request('get_boot_reason', undefined, { timeoutMs: 10_000 })).toBe('PowerUp');
+    await ev.command('reset', { type: 'NotSpecified', scheduled: false });
+    await first.waitForLog(/reboot under way/);
+    expect(systemctl.calls()).toEqual([['reboot']]);
+    first.kill('SIGTERM');
+    expect((await first.exited).code).toBe(0);
+
+    writeFileSync(bootIdFile, 'boot-2\n');
+    const second = await spawnDaemon(config, { env: { PATH: pathWith(bin) } });
+    await second.waitForLog(/listening for EVerest requests/);
+    expect(await ev.request('get_boot_reason', undefined, { timeoutMs: 10_000 })).toBe('RemoteReset');
+    await ev.command('reset', { type: 'Soft', scheduled: false });
+    await second.waitForLog(/Soft reset done/);
+    expect(systemctl.calls()).toEqual([['reboot'], ['restart', 'everest-core.service']]);
   });
 });
