@@ -89,7 +89,12 @@ export class FileStateStore implements StateStore {
   }
 
   set(key: string, value: unknown): Promise<void> {
-    const file = this.#file(key);
+    let file: string;
+    try {
+      file = this.#file(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const text = `${JSON.stringify(value, null, 1)}\n`;
     const previous = this.#queues.get(key) ?? Promise.resolve();
     const next = previous.then(async () => {
