@@ -175,6 +175,7 @@ export class FirmwareUpdater {
           break;
         case 'verifying':
           log.info('verifying the downloaded image again after a restart');
+          this.publish(a, 'Downloaded');
           break;
         case 'awaiting':
           log.info({ installAt: iso(job.installAt), permission: job.permission }, 'restoring update waiting to install');

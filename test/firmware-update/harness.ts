@@ -97,7 +97,7 @@ export function runDaemon(rig: Rig, extra: Record<string, unknown> = {}): Promis
 /** Start the daemon as a child process on the rig's state dir (for kill -9). */
 export async function spawnRigDaemon(rig: Rig, dir: string): Promise<SpawnedDaemon> {
   const d = await spawnDaemon({ ...rig.config, stateDir: rig.stateDir, log: { level: 'debug' } }, { dir });
-  await d.waitForLog(/firmware|started|connected/i);
+  await d.waitForLog(/listening for EVerest requests/);
   return d;
 }
 
