@@ -5,4 +5,5 @@ export const INSTALLERS: Record<string, () => Promise<{ default: AdapterModule<'
   'rauc': () => import('./rauc.js'),
   'script': () => import('./script.js'),
   'simulated': () => import('./simulated.js'),
+  'swupdate': () => import('./swupdate.js'),
 };
