@@ -9,4 +9,5 @@ export const BUILTIN_PLUGINS: Record<string, () => Promise<{ default: PluginClas
   'reset': () => import('./reset/index.js'),
   'system-time': () => import('./system-time/index.js'),
   'boot-reason': () => import('./boot-reason/index.js'),
+  'log-upload': () => import('./log-upload/index.js'),
 };
