@@ -61,6 +61,17 @@ export class EverestSide extends EventEmitter<{ message: [M2eMessage] }> {
     return side;
   }
 
+  /**
+   * Wraps a client that is already connected (e.g. one the caller connected with a deadline of its
+   * own) and subscribes to this module's m2e topics.
+   */
+  static async attach(client: MqttClient, options: Omit<EverestSideOptions, 'mqtt'> = {}): Promise<EverestSide> {
+    const topics = new Topics(options.moduleId ?? 'system_api', options.prefix ?? '');
+    const side = new EverestSide(client, topics);
+    await client.subscribeAsync(`${topics.base}m2e/#`, { qos: 0 });
+    return side;
+  }
+
   /** Sends a request and resolves with the parsed reply; rejects after timeoutMs. */
   async request<T = unknown>(op: Operation | string, payload?: unknown, options: { timeoutMs?: number; noReplyTo?: boolean; raw?: string | Buffer } = {}): Promise<T> {
     const id = randomUUID();
