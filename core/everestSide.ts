@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any */
 /**
  * Plays EVerest's side of the system_API over MQTT, the way EVerest's system_API module does:
  * a fresh uuid reply topic per request (subscribed before the request is published), the
@@ -122,7 +123,7 @@ export class EverestSide extends EventEmitter<{ message: [M2eMessage] }> {
   }
 
   /** status values received on m2e/<topic>, in order */
-  statuses<T = Record<string, unknown>>(topic: string): T[] {
+  statuses<T = any>(topic: string): T[] {
     return this.messages.filter((m) => m.name === topic).map((m) => m.value as T);
   }
 
@@ -146,7 +147,7 @@ export class EverestSide extends EventEmitter<{ message: [M2eMessage] }> {
   }
 
   /** Resolves with the first status on m2e/<topic> (received so far or later) that matches. */
-  async waitForStatus<T = Record<string, unknown>>(topic: string, predicate: (value: T) => boolean = () => true, timeoutMs = 10_000): Promise<T> {
+  async waitForStatus<T = any>(topic: string, predicate: (value: T) => boolean = () => true, timeoutMs = 10_000): Promise<T> {
     const m = await this.nextMessage((x) => x.name === topic && predicate(x.value as T), timeoutMs, `a matching ${topic}`, 0);
     return m.value as T;
   }

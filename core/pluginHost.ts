@@ -96,7 +96,7 @@ export async function loadPlugins(config: Config): Promise<LoadedPlugin[]> {
       cls = (await loader()).default;
     }
     const checked = checkPluginClass(cls, entry.name, source);
-    const options = validateOptions(checked.optionsSchema, entry.options, `${where}/options`);
+    const options = validateOptions(checked.optionsSchema, resolvePaths(entry.options, config.baseDir), `${where}/options`);
     loaded.push({ name: entry.name, cls: checked, options, source });
     void i;
   }
