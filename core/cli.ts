@@ -12,6 +12,7 @@ import { SystemClientError } from './errors.js';
 import { Daemon } from './kernel.js';
 import { startDemo, type Demo } from './demo.js';
 import { createLogger } from './logger.js';
+import { createSdNotifier } from './sdNotify.js';
 
 const program = new Command();
 program
@@ -65,6 +66,7 @@ program
 
 async function run(config: Config, log: Logger): Promise<void> {
   const daemon = new Daemon(config, { logger: log });
+  const sd = createSdNotifier({ env: daemon.env, log });
   let demo: Demo | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -79,6 +81,7 @@ async function run(config: Config, log: Logger): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs + 3000);
     force.unref();
+    await sd.stopping();
     await demo?.stop().catch(() => undefined);
     await daemon.stop();
     process.exit(0);
@@ -100,6 +103,7 @@ async function run(config: Config, log: Logger): Promise<void> {
     throw err;
   }
   log.info({ moduleId: config.moduleId, broker: daemon.brokerUrl?.replace(/\/\/[^@/]*@/, '//***@'), topics: `${daemon.topics.base}#` }, 'everest-system running');
+  await sd.ready(`running, topics ${daemon.topics.base}#`);
   if (config.mqtt.embeddedBroker?.demo && daemon.brokerUrl) {
     demo = await startDemo(daemon.brokerUrl, config.moduleId, config.mqtt.externalPrefix, log);
   }
