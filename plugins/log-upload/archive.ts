@@ -162,7 +162,7 @@ export class ArchiveBuilder {
   ): Promise<PackResult> {
     const sorted = [...this.entries].sort((a, b) => b.mtime.getTime() - a.mtime.getTime() || a.name.localeCompare(b.name));
     // room kept for the manifest member: generous for its JSON (a few hundred bytes per entry, compressed)
-    const reserve = maxBytes === undefined ? 0 : 2048 + 160 * sorted.length;
+    const reserve = maxBytes === undefined ? 0 : 2048 + 160 * sorted.length + 64 * this.notes.length;
     const budget = maxBytes === undefined ? Infinity : maxBytes - reserve;
     const included: StagedEntry[] = [];
     const dropped: DroppedEntry[] = [];
@@ -214,7 +214,9 @@ export class ArchiveBuilder {
           drop(e, 'does not fit within maxArchiveBytes');
         }
       }
-      const json = Buffer.from(JSON.stringify(manifest({ included, dropped }), null, 2) + '\n');
+      const text = JSON.stringify(manifest({ included, dropped }), null, 2) + '\n';
+      // notes quote tool output and paths: redacted like the logs
+      const json = Buffer.from(this.opts.redactor ? this.opts.redactor.apply(text) : text);
       const last = Buffer.concat([tarHeader(MANIFEST_NAME, json.length, new Date()), json, padding(json.length), Buffer.alloc(1024)]);
       const member = zlib.gzipSync(last);
       await write(ws, member);
