@@ -6,8 +6,9 @@
  * Files under `<stateDir>/adapters/simulated-installer/`: `slot-a`, `slot-b` (image copies) and
  * `state.json` (`booted`, `primary`, per-slot `good`, and `bootId`).
  *
- * The simulated "reboot" is the daemon starting again: every time the adapter is created (once
- * per daemon start) it "boots" the primary slot and draws a new `bootId`. `install()` copies the
+ * The simulated "reboot" is the daemon starting again: the first install or confirm of an adapter
+ * instance (one per daemon start) "boots" the primary slot and draws a new `bootId`; merely
+ * creating the adapter (check-config, doctor) does not. `install()` copies the
  * image into the slot that is not booted and makes it primary; `confirm()` then checks that a new
  * boot happened since the install and that the written slot is the booted one, and marks it good.
  */
@@ -66,6 +67,17 @@ export class SimulatedInstaller implements InstallerAdapter {
     return path.join(this.dir, `slot-${slot}`);
   }
 
+  #booting: Promise<SimulatedState> | undefined;
+
+  /**
+   * Boots once per adapter instance, on first use: creating the adapter alone (check-config,
+   * doctor) is not a boot, only a daemon that goes on to install or confirm is.
+   */
+  ensureBooted(): Promise<SimulatedState> {
+    this.#booting ??= this.boot();
+    return this.#booting;
+  }
+
   /** The simulated boot: the primary slot becomes the booted one, with a new boot id. */
   async boot(): Promise<SimulatedState> {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -94,6 +106,7 @@ export class SimulatedInstaller implements InstallerAdapter {
     { signal, onProgress }: { signal: AbortSignal; onProgress: (p: InstallProgress) => void },
   ): Promise<InstallOutcome> {
     const log = this.deps.log;
+    await this.ensureBooted();
     const state = await this.readState();
     if (!state) return { result: 'failed', message: 'simulated installer state is missing' };
     if (this.options.failInstall) {
@@ -163,6 +176,7 @@ export class SimulatedInstaller implements InstallerAdapter {
 
   async confirm(confirmData: Record<string, unknown>): Promise<ConfirmOutcome> {
     const log = this.deps.log;
+    await this.ensureBooted();
     const state = await this.readState();
     const target = confirmData.targetSlot;
     if (!state || !isSlot(target)) {
@@ -223,7 +237,6 @@ export default defineAdapter({
       },
       deps,
     );
-    await adapter.boot();
     return adapter;
   },
 });

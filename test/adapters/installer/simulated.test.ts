@@ -5,10 +5,11 @@ import simulatedModule, { SimulatedInstaller } from '../../../adapters/installer
 import type { InstallProgress } from '../../../core/api.js';
 import { makeDeps, tempDir } from './util.js';
 
-/** Creating the adapter is the simulated boot (one per daemon start). */
+/** A daemon start that uses the adapter: the simulated boot (once per adapter instance). */
 async function boot(stateDir: string, options: Record<string, unknown> = {}) {
   const deps = makeDeps(stateDir);
   const adapter = (await simulatedModule.create(options, deps)) as SimulatedInstaller;
+  await adapter.ensureBooted();
   return { adapter, deps };
 }
 
@@ -99,6 +100,19 @@ describe('simulated installer', () => {
     });
     expect(await done).toEqual({ result: 'failed', message: 'installation aborted' });
     expect(await adapter.readState()).toMatchObject({ booted: 'a', primary: 'a' });
+  });
+
+  it('creating the adapter alone (check-config, doctor) is not a boot', async () => {
+    const stateDir = tempDir('sim-state-');
+    const fw = image(tempDir(), 'fw.bin', 'q');
+    const first = await boot(stateDir);
+    const outcome = await first.adapter.install(fw, { signal: noAbort(), onProgress: () => {} });
+    // e.g. `everest-system check-config` on the board between install and reboot
+    await simulatedModule.create({}, makeDeps(stateDir));
+    await simulatedModule.create({}, makeDeps(stateDir));
+    expect(await first.adapter.readState()).toMatchObject({ booted: 'a', primary: 'b' });
+    const second = await boot(stateDir);
+    expect(await second.adapter.confirm(outcome.confirmData!)).toEqual({ result: 'installed' });
   });
 
   it('starts over from slot a when state.json is unreadable', async () => {
