@@ -12,6 +12,7 @@ import { SystemClientError } from './errors.js';
 import { Daemon } from './kernel.js';
 import { startDemo, type Demo } from './demo.js';
 import { createLogger } from './logger.js';
+import { registerProbe } from './probe/index.js';
 import { createSdNotifier } from './sdNotify.js';
 
 const program = new Command();
@@ -108,6 +109,8 @@ async function run(config: Config, log: Logger): Promise<void> {
     demo = await startDemo(daemon.brokerUrl, config.moduleId, config.mqtt.externalPrefix, log);
   }
 }
+
+registerProbe(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
