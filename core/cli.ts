@@ -12,8 +12,8 @@ import { SystemClientError } from './errors.js';
 import { Daemon } from './kernel.js';
 import { startDemo, type Demo } from './demo.js';
 import { createLogger } from './logger.js';
-import { registerProbe } from './probe/index.js';
 import { createSdNotifier } from './sdNotify.js';
+import { registerDoctor } from './doctor/index.js';
 
 const program = new Command();
 program
@@ -110,7 +110,7 @@ async function run(config: Config, log: Logger): Promise<void> {
   }
 }
 
-registerProbe(program);
+registerDoctor(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
