@@ -27,7 +27,7 @@
  * - Credentials come from the URL's user info; they never appear in reasons or log lines.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync, statfsSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -136,11 +136,12 @@ async function hashExisting(st: State): Promise<void> {
   }
 }
 
-async function restartFromZero(st: State): Promise<void> {
+/** Synchronous on purpose: it runs between an HTTP response's arrival and reading its body. */
+function restartFromZero(st: State): void {
   st.have = 0;
   st.hash = createHash('sha256');
   st.total = undefined;
-  await fsp.rm(st.opts.dest, { force: true });
+  rmSync(st.opts.dest, { force: true });
 }
 
 async function finish(st: State): Promise<void> {
@@ -154,8 +155,12 @@ async function finish(st: State): Promise<void> {
   st.emit({ type: 'progress', bytes: st.have, total: st.total ?? st.have });
 }
 
-/** Checks size limits and free space for the rest of the transfer; throws a final TransferError. */
-async function checkSpace(st: State, total: number | undefined): Promise<void> {
+/**
+ * Checks size limits and free space for the rest of the transfer; throws a final TransferError.
+ * Synchronous on purpose: an HTTP body must get its listeners in the same tick as the response,
+ * or bytes that arrive together with a connection close are lost.
+ */
+function checkSpace(st: State, total: number | undefined): void {
   st.total = total;
   const { maxBytes, reserveBytes = 0 } = st.opts;
   if (total === undefined) return;
@@ -163,7 +168,7 @@ async function checkSpace(st: State, total: number | undefined): Promise<void> {
     throw new TransferError('too-large', `file is ${total} bytes, more than the allowed ${maxBytes}`, true);
   }
   const remaining = Math.max(0, total - st.have);
-  const fsStat = await fsp.statfs(path.dirname(path.resolve(st.opts.dest)));
+  const fsStat = statfsSync(path.dirname(path.resolve(st.opts.dest)));
   const free = Number(fsStat.bavail) * Number(fsStat.bsize);
   if (remaining + reserveBytes > free) {
     throw new TransferError(
@@ -299,6 +304,7 @@ function httpOnce(st: State, url: URL, redirects: number): Promise<void> {
     req.setTimeout(idle, () => req.destroy(new TransferError('network', `no data for ${idle} ms`)));
     req.on('error', reject);
     req.on('response', (res) => {
+      res.on('error', () => {}); // handled through the listeners in handleResponse
       handleResponse(st, url, res, redirects).then(resolve, (err) => {
         res.destroy();
         req.destroy();
@@ -339,10 +345,10 @@ async function handleResponse(st: State, url: URL, res: http.IncomingMessage, re
     res.resume();
     const m = /^bytes \*\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
     if (m && Number(m[1]) === from) {
-      await checkSpace(st, from);
+      checkSpace(st, from);
       return; // already complete
     }
-    await restartFromZero(st);
+    restartFromZero(st);
     return httpOnce(st, url, redirects);
   }
   if (status === 404 || status === 410) {
@@ -364,15 +370,15 @@ async function handleResponse(st: State, url: URL, res: http.IncomingMessage, re
     if (!m || Number(m[1]) !== from) {
       // not the range we asked for: start over without Range
       res.resume();
-      await restartFromZero(st);
+      restartFromZero(st);
       return httpOnce(st, url, redirects);
     }
     total = m[3] !== '*' ? Number(m[3]) : len !== undefined ? from + len : undefined;
   } else {
-    if (from > 0) await restartFromZero(st); // the server ignored Range
+    if (from > 0) restartFromZero(st); // the server ignored Range
     total = len;
   }
-  await checkSpace(st, total !== undefined && Number.isFinite(total) ? total : undefined);
+  checkSpace(st, total !== undefined && Number.isFinite(total) ? total : undefined);
   const sink = new FileSink(st);
   try {
     // 'data' events (not async iteration): bytes that arrived just before the connection broke
@@ -447,12 +453,12 @@ async function ftpOnce(st: State): Promise<void> {
       if (!(err instanceof FTPError)) throw err;
       total = undefined; // SIZE not supported
     }
-    if (st.have > 0 && total !== undefined && st.have > total) await restartFromZero(st);
+    if (st.have > 0 && total !== undefined && st.have > total) restartFromZero(st);
     if (total !== undefined && st.have === total) {
-      await checkSpace(st, total);
+      checkSpace(st, total);
       return; // already complete
     }
-    await checkSpace(st, total);
+    checkSpace(st, total);
     const sink = new FileSink(st);
     try {
       await client.downloadTo(sink, remote, st.have);
@@ -460,7 +466,7 @@ async function ftpOnce(st: State): Promise<void> {
       const se = await sink.stop();
       if (se) throw se;
       if (err instanceof FTPError && st.have > 0 && err.code >= 500 && err.code <= 504 && /REST/i.test(err.message)) {
-        await restartFromZero(st); // server refuses REST: start over
+        restartFromZero(st); // server refuses REST: start over
         throw new TransferError('protocol', `${where}: server refused to resume`);
       }
       throw err;
