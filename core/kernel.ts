@@ -10,7 +10,7 @@ import type { Logger, PluginContext } from './api.js';
 import { PersistedBootReason } from './bootReason.js';
 import type { Config } from './config.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embeddedBroker.js';
-import { HeartbeatMonitor } from './heartbeat.js';
+import { HeartbeatMonitor, parseHeartbeat } from './heartbeat.js';
 import { createLogger } from './logger.js';
 import { bindAdapters, instantiate, loadPlugins, type BoundAdapters, type LoadedPlugin, type PluginInstance } from './pluginHost.js';
 import { Router } from './router.js';
@@ -92,7 +92,7 @@ export class Daemon {
     }
     const transport = new MqttTransport(this.config.mqtt, this.config.moduleId, this.log.child({ component: 'mqtt' }), this.#brokerUrl);
     this.#transport = transport;
-    const publisher = new StatusPublisher(transport, this.topics, this.everest, coreState, this.log.child({ component: 'status' }));
+    const publisher = new StatusPublisher(transport, this.topics, this.everest, coreState, this.log.child({ component: 'status' }), this.config.heartbeat.timeoutMs);
     this.#publisher = publisher;
     await publisher.restore();
     const router = new Router({
@@ -101,7 +101,10 @@ export class Daemon {
       requestTimeoutMs: this.config.requestTimeoutMs,
       maxPayloadBytes: this.config.maxPayloadBytes,
       publish: (topic, payload) => transport.publish(topic, payload),
-      onHeartbeat: (payload) => this.everest.onHeartbeat(payload),
+      onHeartbeat: (payload) => {
+        this.everest.onHeartbeat(payload);
+        if (parseHeartbeat(payload) !== undefined) publisher.onHeartbeat();
+      },
     });
     this.#router = router;
     transport.on('message', (topic, payload) => router.onMessage(topic, payload));

@@ -4,6 +4,12 @@
  * of each topic is kept (and persisted while undelivered) and sent, in order, once both the
  * broker connection and EVerest are there; after an EVerest restart the latest status of each
  * running (non-final) operation is sent again.
+ *
+ * "EVerest is there" needs its heartbeat on the current broker connection: after a (re)connect,
+ * EVerest's own connection may come back later than ours, and a status sent before it has
+ * subscribed again is lost. Without any heartbeat for the heartbeat timeout (EVerest runs with
+ * the heartbeat off, or is not up yet) statuses are sent anyway, and the latest one of each
+ * topic is sent again when the first heartbeat arrives.
  */
 import type { EverestLink, Logger, StateStore, StatusMap, StatusOptions, StatusTopic } from './api.js';
 import { systemApiSchemas } from './schemas.js';
@@ -16,6 +22,8 @@ interface Entry {
   final: boolean;
   delivered: boolean;
   seq: number;
+  /** sent while no heartbeat had been seen on the connection (EVerest may have missed it) */
+  blind?: boolean;
 }
 
 const STATE_KEY = 'pending-statuses';
@@ -33,16 +41,54 @@ export class StatusPublisher {
   #seq = 0;
   #flushing: Promise<void> = Promise.resolve();
   #persisting: Promise<void> = Promise.resolve();
+  readonly #heartbeatTimeoutMs: number;
+  /** an EVerest heartbeat arrived on the current broker connection */
+  #heard = false;
+  /** no heartbeat within the heartbeat timeout after connecting: send without one */
+  #graceOver = false;
+  #graceTimer: NodeJS.Timeout | undefined;
 
-  constructor(transport: MqttTransport, topics: Topics, everest: EverestLink, state: StateStore, log: Logger) {
+  constructor(transport: MqttTransport, topics: Topics, everest: EverestLink, state: StateStore, log: Logger, heartbeatTimeoutMs = 3500) {
     this.#transport = transport;
     this.#topics = topics;
     this.#everest = everest;
     this.#state = state;
     this.#log = log;
-    transport.on('connect', () => this.flush());
+    this.#heartbeatTimeoutMs = heartbeatTimeoutMs;
+    transport.on('connect', () => this.#onConnect());
+    transport.on('offline', () => {
+      this.#heard = false;
+      this.#graceOver = false;
+      clearTimeout(this.#graceTimer);
+    });
     everest.on('back', () => this.flush());
     everest.on('restart', () => this.#resendRunning());
+  }
+
+  #onConnect(): void {
+    this.#heard = false;
+    this.#graceOver = false;
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = setTimeout(() => {
+      this.#graceOver = true;
+      if (this.#queue.length) this.#log.info({ count: this.#queue.length }, 'no EVerest heartbeat since connecting; sending statuses anyway');
+      void this.flush();
+    }, this.#heartbeatTimeoutMs);
+    this.#graceTimer.unref();
+  }
+
+  /** Called for every valid e2m/heartbeat: EVerest is on the broker (and subscribed) now. */
+  onHeartbeat(): void {
+    if (this.#heard) return;
+    this.#heard = true;
+    // what was sent before EVerest was known to be there: the latest of each topic again
+    const blind = [...this.#latest.values()].filter((e) => e.blind && e.delivered && !this.#queue.includes(e));
+    for (const entry of blind) {
+      entry.delivered = false;
+      this.#queue.push(entry);
+    }
+    this.#queue.sort((a, b) => a.seq - b.seq);
+    void this.flush();
   }
 
   /** Restores statuses that a previous run could not deliver. */
@@ -58,7 +104,7 @@ export class StatusPublisher {
   }
 
   get canDeliver(): boolean {
-    return this.#transport.connected && this.#everest.state !== 'lost';
+    return this.#transport.connected && this.#everest.state !== 'lost' && (this.#heard || this.#graceOver);
   }
 
   publish<K extends StatusTopic>(topic: K, value: StatusMap[K], options: StatusOptions = {}, source?: string): void {
@@ -82,6 +128,7 @@ export class StatusPublisher {
         const ok = await this.#transport.publish(this.#topics.m2e(entry.topic), JSON.stringify(entry.value));
         if (!ok) break;
         entry.delivered = true;
+        entry.blind = !this.#heard;
         this.#queue.shift();
       }
       this.#persist();
@@ -111,6 +158,7 @@ export class StatusPublisher {
 
   /** Waits for queued sends and persistence to finish. */
   async settle(): Promise<void> {
+    clearTimeout(this.#graceTimer);
     await this.#flushing;
     this.#persist();
     await this.#persisting;
