@@ -6,7 +6,7 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { onTestFinished } from 'vitest';
 import { startDaemon, spawnDaemon, tempDir, type RunningDaemon, type SpawnedDaemon } from '../helpers/daemon.js';
 import { EverestSim, type EverestSide } from '../helpers/everest.js';
@@ -114,6 +114,11 @@ export function nodeScript(dir: string, name: string, source: string): string {
   writeFileSync(file, `#!${process.execPath}\n${source}\n`);
   chmodSync(file, 0o755);
   return file;
+}
+
+/** SHA-256 (hex) of file contents; undefined stays undefined. Comparing hashes keeps big buffers out of deep equality. */
+export function sha256(data: Buffer | undefined): string | undefined {
+  return data === undefined ? undefined : createHash('sha256').update(data).digest('hex');
 }
 
 /** Resolves when `cond` holds (polled every 20 ms). */
