@@ -188,7 +188,13 @@ class FileSink extends Writable {
   }
   private inflight: Promise<void> = Promise.resolve();
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    const p = this.writeChunk(chunk);
+    this.track(this.writeChunks([chunk]), cb);
+  }
+  /** buffered chunks go to the file in one writev */
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.track(this.writeChunks(chunks.map((c) => c.chunk)), cb);
+  }
+  private track(p: Promise<void>, cb: (err?: Error | null) => void): void {
     this.inflight = p.catch(() => {});
     p.then(() => cb(), cb);
   }
@@ -209,10 +215,11 @@ class FileSink extends Writable {
     await this.closeFile().catch(() => {});
     return sinkError(this);
   }
-  private async writeChunk(chunk: Buffer): Promise<void> {
+  private async writeChunks(chunks: Buffer[]): Promise<void> {
     const st = this.st;
     const { maxBytes } = st.opts;
-    if (maxBytes !== undefined && st.have + chunk.length > maxBytes) {
+    const length = chunks.reduce((n, c) => n + c.length, 0);
+    if (maxBytes !== undefined && st.have + length > maxBytes) {
       throw new TransferError('too-large', `file is larger than the allowed ${maxBytes} bytes`, true);
     }
     if (!this.fh) {
@@ -226,17 +233,22 @@ class FileSink extends Writable {
       st.pendingResume = false;
       st.emit({ type: 'resumed', bytes: st.have });
     }
-    let off = 0;
     try {
-      while (off < chunk.length) {
-        const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off, st.have + off);
-        off += bytesWritten;
+      let off = (await this.fh.writev(chunks, st.have)).bytesWritten;
+      if (off < length) {
+        // short write (rare on regular files): finish the rest piece by piece
+        const rest = Buffer.concat(chunks).subarray(off);
+        for (let done = 0; done < rest.length; ) {
+          const { bytesWritten } = await this.fh.write(rest, done, rest.length - done, st.have + off + done);
+          done += bytesWritten;
+        }
+        off = length;
       }
     } catch (err) {
       throw localError(err);
     }
-    st.hash.update(chunk);
-    st.have += chunk.length;
+    for (const c of chunks) st.hash.update(c);
+    st.have += length;
     const now = Date.now();
     if (now - st.lastProgressAt >= PROGRESS_EVERY_MS) {
       st.lastProgressAt = now;
