@@ -25,7 +25,7 @@ function common(cmd: Command, heartbeatDefault = 1000): Command {
   return cmd
     .option('--url <url>', `MQTT broker (default ${DEFAULT_URL})`)
     .option('--username <name>', 'broker user name')
-    .option('--password <password>', 'broker password')
+    .addOption(new Option('--password <password>', 'broker password (better: the environment variable, not visible in ps)').env('EVEREST_SYSTEM_MQTT_PASSWORD'))
     .option('--ca <file>', 'CA certificate (PEM) to trust for mqtts://')
     .option('--tls-cert <file>', 'client certificate (PEM) for mutual TLS')
     .option('--tls-key <file>', 'client key (PEM) for mutual TLS')
@@ -88,8 +88,8 @@ export function createProbeCommand(hooks: ProbeCommandHooks): Command {
     .description('send upload_logs, print the file name, follow log_status to Uploaded or a failure')
     .requiredOption('--location <url>', 'where the daemon uploads the log archive')
     .option('--request-id <id>', 'request_id (absent: omitted, like OCPP 1.6 GetDiagnostics; statuses then carry -1)', intArg)
-    .option('--since <time>', 'oldest_timestamp: RFC 3339, "now" or "+1h" style', timeArg)
-    .option('--until <time>', 'latest_timestamp: RFC 3339, "now" or "+1h" style', timeArg)
+    .option('--since <time>', 'oldest_timestamp: RFC 3339, "now" or relative like "-2h"', timeArg)
+    .option('--until <time>', 'latest_timestamp: RFC 3339, "now" or relative like "-5m"', timeArg)
     .option('--type <type>', 'log type (DiagnosticsLog, SecurityLog, ...)', 'DiagnosticsLog')
     .option('--retries <n>', 'total upload attempts', numberArg(1, true))
     .option('--retry-interval <s>', 'retry_interval_s', numberArg(0, true))
@@ -118,7 +118,7 @@ export function createProbeCommand(hooks: ProbeCommandHooks): Command {
 
   common(probe.command('set-time'))
     .description('send set_system_time (default: the current time); exit 0 when the daemon answers true')
-    .addArgument(new Argument('[time]', 'RFC 3339 date-time, "now" or "+1h" style').argParser(timeArg))
+    .addArgument(new Argument('[time]', 'RFC 3339 date-time, "now" or relative like "+1h"').argParser(timeArg))
     .option('--timeout-s <s>', 'give up waiting for the reply after this long (exit 3)', numberArg(0.1), 10)
     .action(function (this: Command, time: string | undefined) {
       return run((io) => setTime(time, this.opts(), io))();

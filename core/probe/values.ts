@@ -30,18 +30,18 @@ export function u64Arg(value: string): bigint {
   return n;
 }
 
-const RELATIVE = /^\+(\d+(?:\.\d+)?)(s|m|h|d)$/;
+const RELATIVE = /^([+-])(\d+(?:\.\d+)?)(s|m|h|d)$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /**
  * commander parser for timestamps: an RFC 3339 date-time (sent as given), `now`, or a time
- * relative to now such as `+30s`, `+5m`, `+2h`, `+1d` (sent in UTC).
+ * relative to now such as `+30s`, `+5m`, `-2h`, `-1d` (sent in UTC).
  */
 export function timeArg(value: string): string {
   const v = value.trim();
   if (v === 'now') return new Date().toISOString();
   const rel = RELATIVE.exec(v);
-  if (rel) return new Date(Date.now() + Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS]).toISOString();
-  if (!parseRfc3339(v)) throw new InvalidArgumentError('expected an RFC 3339 date-time (2026-05-01T12:00:00Z), "now" or "+30s"/"+5m"/"+2h"/"+1d"');
+  if (rel) return new Date(Date.now() + (rel[1] === '-' ? -1 : 1) * Number(rel[2]) * UNIT_MS[rel[3] as keyof typeof UNIT_MS]).toISOString();
+  if (!parseRfc3339(v)) throw new InvalidArgumentError('expected an RFC 3339 date-time (2026-05-01T12:00:00Z), "now", or relative to now like "+30s", "+5m", "-2h", "-1d"');
   return v;
 }

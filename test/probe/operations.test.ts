@@ -119,6 +119,16 @@ describe('probe update-firmware', () => {
     expect(await w.done).toBe(0);
   });
 
+  it('Ctrl-C ends a running update with exit 130 and the last status', async () => {
+    const d = await daemonOn(broker.url);
+    const img = image('fw-ctrl-c.bin');
+    const run = probe(['update-firmware', ...d.flags, '--location', img.url, '--request-id', '71', '--no-allow', '--json']);
+    await until(() => statuses(run.events()).includes('Downloaded'), 15_000, 'Downloaded', run.out);
+    run.abort();
+    expect(await run.done).toBe(130);
+    expect(run.events().at(-1)).toMatchObject({ event: 'end', ok: false, exit_code: 130, result: 'Downloaded', message: 'interrupted (last firmware_update_status: Downloaded)' });
+  });
+
   it('--ocpp16 sends request_id -1 and follows the statuses of -1', async () => {
     const d = await daemonOn(broker.url);
     const img = image('fw-16.bin');
@@ -131,10 +141,18 @@ describe('probe update-firmware', () => {
 });
 
 describe('probe upload-logs', () => {
+  /** a small log file as the only source (system-snapshot takes seconds on a busy machine) */
+  async function logDaemon() {
+    const dir = tempDir('probe-logs-');
+    await fsp.writeFile(path.join(dir, 'charger.log'), 'boot\ncharging session started\n');
+    const adapters = { installer: { type: 'simulated' }, power: { type: 'simulated' }, logSources: [{ type: 'files', paths: [path.join(dir, '*.log')] }] };
+    return daemonOn(broker.url, { adapters, plugins: ['log-upload'] });
+  }
+
   it('uploads to the HTTP server: reply with the file name, Uploading, Uploaded, exit 0', async () => {
-    const d = await daemonOn(broker.url);
+    const d = await logDaemon();
     const before = http.uploads.length;
-    const r = await probeDone(['upload-logs', ...d.flags, '--location', `${http.url}/logs/`, '--request-id', '9', '--since', '2020-01-01T00:00:00Z', '--until', 'now', '--json']);
+    const r = await probeDone(['upload-logs', ...d.flags, '--location', `${http.url}/logs/`, '--request-id', '9', '--since', '2020-01-01T00:00:00Z', '--until', '-0s', '--json']);
     expect(r.code, r.err() + r.out()).toBe(0);
     const reply = r.events().find((e) => e.event === 'reply')!;
     const fileName = (reply.value as { file_name: string }).file_name;
@@ -142,11 +160,13 @@ describe('probe upload-logs', () => {
     expect(statuses(r.events())).toEqual(['Uploading', 'Uploaded']);
     expect(r.events().at(-1)).toMatchObject({ event: 'end', ok: true, result: { status: 'Uploaded', file_name: fileName } });
     expect(http.uploads.slice(before).map((u) => u.name)).toEqual([fileName]);
-    expect(r.events().find((e) => e.event === 'request')).toMatchObject({ payload: { type: 'DiagnosticsLog', request_id: 9, oldest_timestamp: '2020-01-01T00:00:00Z' } });
+    const sent = r.events().find((e) => e.event === 'request')!.payload as Record<string, string>;
+    expect(sent).toMatchObject({ type: 'DiagnosticsLog', request_id: 9, oldest_timestamp: '2020-01-01T00:00:00Z' });
+    expect(Math.abs(Date.parse(sent.latest_timestamp!) - Date.now())).toBeLessThan(60_000); // "-0s": relative to now
   });
 
   it('without --request-id the request carries none and the statuses of -1 are followed; a refused upload exits 1', async () => {
-    const d = await daemonOn(broker.url);
+    const d = await logDaemon();
     http.route('/denied/', { failStatus: 403, failCount: Infinity });
     const r = await probeDone(['upload-logs', ...d.flags, '--location', `${http.url}/denied/`, '--retries', '1', '--json']);
     expect(r.code).toBe(1);
@@ -206,12 +226,18 @@ describe('probe one-shot requests', () => {
     expect(fromConfig.events()[0]).toMatchObject({ event: 'connected', module_id: d.moduleId, prefix: 'site-7/' });
   });
 
-  it('colours statuses and replies only on a terminal', async () => {
+  it('colours statuses and replies and shows a live status line only on a terminal', async () => {
     const d = await daemonOn(broker.url);
     const tty = await probeDone(['is-reset-allowed', 'Hard', ...d.flags], { tty: true });
     expect(tty.code).toBe(0);
     expect(tty.out()).toContain('\x1b[32mtrue\x1b[39m');
     const json = await probeDone(['is-reset-allowed', 'Hard', ...d.flags, '--json'], { tty: true });
     expect(json.out()).not.toContain('\x1b[');
+    // a live status line, redrawn in place, while an update runs
+    const img = image('fw-tty.bin');
+    const live = await probeDone(['update-firmware', ...d.flags, '--location', img.url, '--request-id', '61'], { tty: true });
+    expect(live.code).toBe(0);
+    expect(live.out()).toMatch(/firmware update 61: .*Downloading.*\r\x1b\[2K/);
+    expect(live.out()).toContain('\x1b[32m✔ Installed (request 61)');
   });
 });
