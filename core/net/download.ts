@@ -88,7 +88,7 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
     return { ok: false, failure: 'protocol', reason: `cannot prepare ${opts.dest}: ${errText(err)}`, bytes: 0 };
   }
 
-  const attempts = Math.max(1, Math.floor(opts.attempts));
+  const attempts = Number.isFinite(opts.attempts) ? Math.max(1, Math.floor(opts.attempts)) : 1;
   let used = 0;
   let tries = 0;
   for (;;) {
@@ -108,7 +108,7 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
       const progressed = st.have > before;
       if (!progressed) used++;
       if (used >= attempts) return { ok: false, failure: te.failure, reason: te.message, bytes: st.have };
-      const wait = Math.max(0, opts.retryIntervalMs);
+      const wait = Number.isFinite(opts.retryIntervalMs) ? Math.max(0, opts.retryIntervalMs) : 0;
       if (st.have > 0) {
         emit({ type: 'paused', bytes: st.have, inMs: wait, reason: te.message });
         st.pendingResume = true;
@@ -168,7 +168,12 @@ function checkSpace(st: State, total: number | undefined): void {
     throw new TransferError('too-large', `file is ${total} bytes, more than the allowed ${maxBytes}`, true);
   }
   const remaining = Math.max(0, total - st.have);
-  const fsStat = statfsSync(path.dirname(path.resolve(st.opts.dest)));
+  let fsStat;
+  try {
+    fsStat = statfsSync(path.dirname(path.resolve(st.opts.dest)));
+  } catch (err) {
+    throw localError(err);
+  }
   const free = Number(fsStat.bavail) * Number(fsStat.bsize);
   if (remaining + reserveBytes > free) {
     throw new TransferError(

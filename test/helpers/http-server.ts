@@ -42,6 +42,8 @@ export interface RouteFaults {
   auth?: { user: string; password: string };
   /** answer 200 with the full body even when a Range is asked for */
   ignoreRange?: boolean;
+  /** send no Content-Length (chunked encoding), so the size is unknown until the end */
+  noContentLength?: boolean;
 }
 
 export type Body = Buffer | { file: string };
@@ -251,7 +253,7 @@ export async function startHttpServer(opts: HttpServerOptions = {}): Promise<Tes
         }
       }
       const length = size === 0 ? 0 : end - start + 1;
-      headers['content-length'] = String(length);
+      if (!faults.noContentLength) headers['content-length'] = String(length);
       res.writeHead(status, headers);
       if (req.method === 'HEAD' || length === 0) {
         res.end();

@@ -253,6 +253,20 @@ describe('download over HTTP', () => {
     expect(await run(`${srv.url}/fw.bin`, dest, { maxBytes: 5_000 }).result).toMatchObject({ ok: true });
   });
 
+  it('downloads a body of unknown length, and stops one that grows past maxBytes', async () => {
+    const body = randomBytes(300_000);
+    const srv = await http();
+    srv.serve('/fw.bin', body, { noContentLength: true });
+    const dir = await tmp();
+    const { events, result } = run(`${srv.url}/fw.bin`, path.join(dir, 'a'));
+    expect(await result).toEqual({ ok: true, bytes: body.length, sha256: sha(body) });
+    expect(events.filter((e) => e.type === 'progress').slice(0, -1).every((e) => e.type === 'progress' && e.total === undefined)).toBe(true);
+    const big = await run(`${srv.url}/fw.bin`, path.join(dir, 'b'), { maxBytes: 100_000, attempts: 3 }).result;
+    expect(big).toMatchObject({ ok: false, failure: 'too-large' });
+    expect(big.bytes).toBeLessThanOrEqual(100_000);
+    expect(srv.requests).toHaveLength(2); // too-large is final
+  });
+
   it('aborts promptly on the signal, mid-body and while waiting to retry', async () => {
     const srv = await http();
     srv.serve('/fw.bin', randomBytes(1_000_000), { throttleBytesPerSec: 100_000 });
