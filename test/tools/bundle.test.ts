@@ -60,10 +60,13 @@ describe('bundled build', () => {
     console.info(`bundle ${(built.bundleBytes / 1024 / 1024).toFixed(2)} MB, total ${(built.totalBytes / 1024 / 1024).toFixed(2)} MB`);
   });
 
-  it('starts on simulated adapters against a real mosquitto and answers EVerest', async () => {
+  it('starts on simulated adapters against a real mosquitto, answers EVerest, and loads a third-party plugin by path', async () => {
     const dir = tempDir('esc-bundle-run-');
     const config = path.join(dir, 'config.json');
-    writeFileSync(config, JSON.stringify({ stateDir: './state', mqtt: { url: broker.url, reconnectPeriodMs: 200 }, communicationCheck: { intervalMs: 200 }, adapters: SIMULATED }));
+    const lockFile = path.join(dir, 'vendor.lock');
+    const vendorLock = { name: 'vendor-lock', module: path.join(REPO_ROOT, 'examples/vendor-installer/plugin.js'), options: { lockFile } };
+    const plugins = ['firmware-update', 'reset', 'system-time', 'boot-reason', 'log-upload', vendorLock];
+    writeFileSync(config, JSON.stringify({ stateDir: './state', mqtt: { url: broker.url, reconnectPeriodMs: 200 }, communicationCheck: { intervalMs: 200 }, adapters: SIMULATED, plugins }));
     const child: ChildProcess = spawn(process.execPath, [bundle(), 'run', '--config', config], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -86,6 +89,8 @@ describe('bundled build', () => {
       expect(BOOT_REASONS).toContain(await ev.request('get_boot_reason', undefined, { timeoutMs: 10_000 }));
       expect(await ev.request('set_system_time', '2026-01-02T03:04:05Z', { timeoutMs: 10_000 })).toBe(true);
       expect(await ev.request('is_reset_allowed', 'Soft', { timeoutMs: 10_000 })).toBe(true);
+      writeFileSync(lockFile, '');
+      expect(await ev.request('is_reset_allowed', 'Soft', { timeoutMs: 10_000 })).toBe(false);
       child.kill('SIGTERM');
       expect(await exited, text).toBe(0);
       expect(text).toMatch(/"msg":"everest-system running"/);
