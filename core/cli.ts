@@ -12,6 +12,7 @@ import { SystemClientError } from './errors.js';
 import { Daemon } from './kernel.js';
 import { startDemo, type Demo } from './demo.js';
 import { createLogger } from './logger.js';
+import { registerProbe } from './probe/index.js';
 import { createSdNotifier } from './sdNotify.js';
 import { registerDoctor } from './doctor/index.js';
 
@@ -109,6 +110,8 @@ async function run(config: Config, log: Logger): Promise<void> {
     demo = await startDemo(daemon.brokerUrl, config.moduleId, config.mqtt.externalPrefix, log);
   }
 }
+
+registerProbe(program);
 
 registerDoctor(program);
 
