@@ -26,6 +26,9 @@ import { checkRequest, redactLocation, type ValidRequest } from './request.js';
 import { checkSigningCertificate, decodeSignature, verifyFileSignature } from './signature.js';
 import { waitUntil, Wakeup } from './wait.js';
 
+/** Statuses an installer may report while it runs; its end states come from its outcome. */
+const INSTALLER_STATUSES: ReadonlySet<FirmwareUpdateStatusEnum> = new Set(['Installing', 'InstallRebooting']);
+
 export type Phase =
   | 'download-scheduled'
   | 'downloading'
@@ -421,7 +424,14 @@ export class FirmwareUpdater {
           try {
             outcome = await this.d.installer.install(imagePath, {
               signal,
-              onProgress: (p) => log.debug({ progress: p }, 'install progress'),
+              onProgress: (p) => {
+                log.debug({ progress: p }, 'install progress');
+                // a status the installer reports itself (script installers print them) is
+                // published as it happens; end states come from the outcome below
+                if (p.status && INSTALLER_STATUSES.has(p.status as FirmwareUpdateStatusEnum) && a.lastStatus !== p.status) {
+                  this.publish(a, p.status as FirmwareUpdateStatusEnum);
+                }
+              },
             });
           } catch (err) {
             outcome = { result: 'failed' as const, message: String(err) };
@@ -442,7 +452,7 @@ export class FirmwareUpdater {
               await this.enter(a, 'rebooting', undefined);
               await fsp.rm(imagePath, { force: true });
               await this.d.bootReason.record('FirmwareUpdate');
-              this.publish(a, 'InstallRebooting');
+              if (a.lastStatus !== 'InstallRebooting') this.publish(a, 'InstallRebooting');
               if (this.stopping) {
                 log.warn('installed; shutting down instead of rebooting, the new firmware is confirmed after the next boot');
                 return;

@@ -67,6 +67,28 @@ describe('script installer in the daemon', () => {
     expect(names).toEqual(['Downloading', 'Downloaded', 'Installing', 'InstallRebooting', 'Installed']);
   });
 
+  it('publishes a status the script prints while the script is still running', async () => {
+    const r = await rig(0);
+    const release = path.join(path.dirname(r.installed), 'release');
+    const slow = writeScript(
+      path.dirname(r.installed),
+      'slow-install.sh',
+      `cp "$1" '${r.installed}' || exit 1\necho InstallRebooting\nwhile [ ! -f '${release}' ]; do sleep 0.05; done`,
+    );
+    const daemon = await startDaemon({ ...r.config, adapters: { ...r.config.adapters, installer: { type: 'script', command: [slow, '{file}'] } } });
+    onTestFinished(() => daemon.stop());
+    expect(await r.ev.request('update_firmware', { location: `${r.http.url}/fw.bin`, request_id: 43 })).toBe('Accepted');
+    await r.waitFw('Downloaded', 43);
+    await r.ev.command('allow_firmware_installation', undefined);
+    await r.waitFw('InstallRebooting', 43);
+    // the script has not finished: nothing rebooted yet
+    expect(r.powerCalls()).toBe('');
+    fs.writeFileSync(release, '');
+    await expect.poll(() => r.powerCalls(), { timeout: 10_000 }).toMatch(/reboot/);
+    const names = r.fw().filter((s) => s.request_id === 43).map((s) => s.firmware_update_status);
+    expect(names).toEqual(['Downloading', 'Downloaded', 'Installing', 'InstallRebooting']);
+  });
+
   it('reports InstallationFailed after the restart when verify fails', async () => {
     const r = await rig(3);
     let daemon = await startDaemon(r.config);
@@ -74,6 +96,8 @@ describe('script installer in the daemon', () => {
     await r.waitFw('Downloaded', 42);
     await r.ev.command('allow_firmware_installation', undefined);
     await r.waitFw('InstallRebooting', 42);
+    // the reboot itself, not the status the script printed on its way there
+    await expect.poll(() => r.powerCalls(), { timeout: 10_000 }).toMatch(/reboot/);
     await daemon.stop();
     daemon = await startDaemon(r.config);
     onTestFinished(() => daemon.stop());
