@@ -72,7 +72,9 @@ export class HeartbeatMonitor implements EverestLink {
     const wasLost = this.#state === 'lost';
     this.#last = value;
     this.#arm();
-    if (previous !== undefined && value < previous && !(previous === U64_MAX && value === 0n)) {
+    // a live EVerest never repeats a value: the same value again (0 after 0) is a restart too,
+    // e.g. an EVerest that crashed before its second heartbeat
+    if (previous !== undefined && value <= previous && !(previous === U64_MAX && value === 0n)) {
       this.#restarts += 1;
       this.#state = 'alive';
       this.#log.info({ previous: previous.toString(), current: value.toString() }, 'EVerest restarted (heartbeat counter went back)');
