@@ -49,8 +49,8 @@ export async function withSession(opts: CommonOptions, io: ProbeIO, body: (s: Pr
     );
     ended = await body(session, rep);
   } catch (err) {
-    if (!(err instanceof ProbeError)) throw err;
-    ended = { code: err.exitCode, message: err.message };
+    // anything unexpected (e.g. the connection torn down mid-operation) still ends with a message, not a stack trace
+    ended = err instanceof ProbeError ? { code: err.exitCode, message: err.message } : { code: EXIT.failed, message: `probe failed: ${(err as Error).message}` };
   } finally {
     rep.stopLive();
     await session?.close();

@@ -85,9 +85,18 @@ export class ProbeSession {
     if (payload !== undefined) envelope.payload = payload;
     const reply = side.nextMessage((m) => m.topic === wireReply, timeoutMs, `reply to ${op}`);
     reply.catch(() => undefined);
-    await side.client.subscribeAsync(wireReply, { qos: 0 });
     const sent = Date.now();
-    await side.client.publishAsync(side.topics.e2m(op), JSON.stringify(envelope), { qos: 0 });
+    // while the broker is away mqtt.js queues these; the reply deadline bounds the wait
+    await Promise.race([
+      (async () => {
+        await side.client.subscribeAsync(wireReply, { qos: 0 });
+        await side.client.publishAsync(side.topics.e2m(op), JSON.stringify(envelope), { qos: 0 });
+      })(),
+      reply.then(
+        () => undefined,
+        () => undefined,
+      ),
+    ]);
     this.rep.event('request', { op, payload: shownPayload, reply_to: replyTo }, `${this.rep.c.cyan('→')} ${this.rep.c.bold(op)} ${payload === undefined ? '' : show(shownPayload)}`.trimEnd());
     let m: M2eMessage;
     try {
