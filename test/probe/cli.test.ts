@@ -59,6 +59,30 @@ describe('probe errors', () => {
     expect(r.events()).toEqual([expect.objectContaining({ event: 'end', ok: false, exit_code: 2, message: expect.stringContaining('ECONNREFUSED') })]);
   });
 
+  it('broker credentials: accepted from --password or the environment; refused at once with exit 2, the password never shown', async () => {
+    const dir = tempDir('probe-auth-');
+    const passwd = path.join(dir, 'passwd');
+    await execa('mosquitto_passwd', ['-c', '-b', passwd, 'probe-user', 'Pr0be-Secret']);
+    const secured = await startMosquitto({ extraConfig: ['allow_anonymous false', `password_file ${passwd}`] });
+    try {
+      const id = moduleId();
+      // nobody answers this module: a connection that works ends in "no reply" (3), a refused one in 2
+      const ok = await probeDone(['boot-reason', '--url', secured.url, '--username', 'probe-user', '--password', 'Pr0be-Secret', '--module-id', id, '--timeout-s', '0.3']);
+      expect(ok.code, ok.err()).toBe(3);
+      process.env.EVEREST_SYSTEM_MQTT_PASSWORD = 'Pr0be-Secret';
+      const fromEnv = await probeDone(['boot-reason', '--url', secured.url, '--username', 'probe-user', '--module-id', id, '--timeout-s', '0.3']).finally(() => delete process.env.EVEREST_SYSTEM_MQTT_PASSWORD);
+      expect(fromEnv.code, fromEnv.err()).toBe(3);
+      const started = Date.now();
+      const refused = await probeDone(['boot-reason', '--url', `mqtt://probe-user:Wr0ng-Secret@127.0.0.1:${secured.port}`, '--connect-timeout-s', '20', '--json']);
+      expect(refused.code).toBe(2);
+      expect(Date.now() - started).toBeLessThan(10_000); // not retried until the connect timeout
+      expect(refused.err()).toMatch(/refused the connection: .*(authori[sz]ed|password)/i);
+      expect(refused.out() + refused.err()).not.toContain('Wr0ng-Secret');
+    } finally {
+      await secured.stop();
+    }
+  });
+
   it('no reply: exit 3 naming the default EVerest would use', async () => {
     const r = await probeDone(['upload-logs', '--url', broker.url, '--module-id', moduleId(), '--location', 'http://127.0.0.1:1/x', '--reply-timeout-s', '0.5']);
     expect(r.code).toBe(3);
