@@ -20,8 +20,8 @@
  *   not-found and permission-denied end the download at once (the same request gets the same
  *   answer; the caller may start a new download later). network and protocol are retried until
  *   the attempts are used up. no-space, too-large, local write errors and aborts end it at once.
- * - ftps:// uses explicit TLS (AUTH TLS) on the given port (default 21), or implicit TLS when the
- *   port is 990. Certificates are verified against the bundled roots plus `tls.ca` unless
+ * - ftp:// and ftps:// are reached as core/net/ftp.ts says (ftps:// without a port or on 990:
+ *   implicit TLS; on another port: explicit AUTH TLS). Certificates are verified against the bundled roots plus `tls.ca` unless
  *   `tls.rejectUnauthorized` is false. FTP paths are relative to the login directory (RFC 1738);
  *   `%2F` at the start makes them absolute.
  * - Credentials come from the URL's user info; they never appear in reasons or log lines.
@@ -33,9 +33,9 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import * as tls from 'node:tls';
 import { Client as FtpClient, FTPError } from 'basic-ftp';
 import type { DownloadEvent, DownloadFailure, DownloadOptions, DownloadResult, TlsOptions } from './types.js';
+import { ftpAccessOptions, trustedCa } from './ftp.js';
 import { credentialsFromUrl, redactUrl } from './url.js';
 
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
@@ -283,10 +283,6 @@ function localError(err: unknown): TransferError {
 // HTTP(S)
 // ---------------------------------------------------------------------------
 
-function trustedCa(t: TlsOptions | undefined): string[] | undefined {
-  return t?.ca?.length ? [...tls.rootCertificates, ...t.ca] : undefined;
-}
-
 function httpOnce(st: State, url: URL, redirects: number): Promise<void> {
   const { opts } = st;
   const from = st.have;
@@ -436,10 +432,6 @@ function sinkError(sink: Writable): TransferError | undefined {
 async function ftpOnce(st: State): Promise<void> {
   const { opts } = st;
   const url = opts.url;
-  const secure = url.protocol === 'ftps:';
-  const port = url.port ? Number(url.port) : 21;
-  const implicit = secure && port === 990;
-  const creds = credentialsFromUrl(url) ?? { user: 'anonymous', password: 'anonymous@' };
   const remote = decodeURIComponent(url.pathname).replace(/^\//, '');
   if (remote === '' || remote.endsWith('/')) throw new TransferError('protocol', 'ftp location names no file', true);
   const where = redactUrl(url);
@@ -448,20 +440,7 @@ async function ftpOnce(st: State): Promise<void> {
   const onAbort = () => client.close();
   opts.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    await client.access({
-      host: url.hostname.replace(/^\[|\]$/g, ''),
-      port,
-      user: creds.user,
-      password: creds.password,
-      secure: implicit ? 'implicit' : secure,
-      secureOptions: secure
-        ? {
-            ca: trustedCa(opts.tls),
-            rejectUnauthorized: opts.tls?.rejectUnauthorized !== false,
-            servername: /^[\d.]+$|:/.test(url.hostname) ? undefined : url.hostname,
-          }
-        : undefined,
-    });
+    await client.access(ftpAccessOptions(url, opts.tls));
     let total: number | undefined;
     try {
       total = await client.size(remote);

@@ -1,6 +1,6 @@
 /**
  * Upload of one local file to a remote location: HTTP(S) PUT or POST (multipart/form-data) and
- * FTP / FTPS (implicit TLS, passive mode). Streams from disk (bounded memory), retries with a
+ * FTP / FTPS (passive mode; TLS mode as core/net/ftp.ts reads the URL). Streams from disk (bounded memory), retries with a
  * fixed interval, and classifies failures into the OCPP log status values.
  *
  * Credentials come from the URL's user info (HTTP basic auth, FTP login) and are never logged or
@@ -12,8 +12,8 @@ import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { Readable } from 'node:stream';
-import * as tls from 'node:tls';
 import { Client as FtpClient, FTPError } from 'basic-ftp';
+import { ftpAccessOptions, trustedCa } from './ftp.js';
 import { credentialsFromUrl, redactUrl } from './url.js';
 import type { TlsOptions, UploadFailure, UploadOptions, UploadResult } from './types.js';
 
@@ -157,10 +157,8 @@ async function* bodyChunks(preamble: Buffer, file: string, epilogue: Buffer): As
 
 function tlsRequestOptions(tlsOpts: TlsOptions | undefined): https.RequestOptions {
   const out: https.RequestOptions = {};
-  if (tlsOpts?.ca?.length) {
-    // extra CAs in addition to the system bundle
-    out.ca = [...tls.rootCertificates, ...tlsOpts.ca];
-  }
+  const ca = trustedCa(tlsOpts);
+  if (ca) out.ca = ca;
   if (tlsOpts?.rejectUnauthorized === false) out.rejectUnauthorized = false;
   return out;
 }
@@ -180,8 +178,6 @@ function classifyNetError(err: unknown, target: URL): AttemptFailure {
 // ---------------------------------------------------------------------------
 
 async function ftpAttempt(target: URL, opts: UploadOptions): Promise<AttemptResult> {
-  const implicit = target.protocol === 'ftps:';
-  const creds = credentialsFromUrl(target);
   const client = new FtpClient(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
   const onAbort = () => client.close();
   opts.signal.addEventListener('abort', onAbort, { once: true });
@@ -189,20 +185,7 @@ async function ftpAttempt(target: URL, opts: UploadOptions): Promise<AttemptResu
   // path relative to the login directory (RFC 1738); '%2F' at the start makes it absolute
   const remote = safeDecode(target.pathname.replace(/^\//, ''));
   try {
-    await client.access({
-      host: target.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: target.port ? Number(target.port) : implicit ? 990 : 21,
-      user: creds?.user ?? 'anonymous',
-      password: creds ? creds.password : 'anonymous@',
-      secure: implicit ? 'implicit' : false,
-      secureOptions: implicit
-        ? {
-            servername: target.hostname,
-            ...(opts.tls?.ca?.length ? { ca: [...tls.rootCertificates, ...opts.tls.ca] } : {}),
-            ...(opts.tls?.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
-          }
-        : undefined,
-    });
+    await client.access(ftpAccessOptions(target, opts.tls));
     const size = (await fsp.stat(opts.file)).size;
     const rs = fs.createReadStream(opts.file, { highWaterMark: 64 * 1024 });
     try {

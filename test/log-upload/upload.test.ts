@@ -188,10 +188,13 @@ describe('FTP upload', () => {
     }
   });
 
-  it('uploads over implicit FTPS (ftps://)', async () => {
-    const ftp = await startFtpServer({ tls: 'implicit' });
+  it('uploads over FTPS (ftps:// on a port other than 990 is AUTH TLS) and verifies the server', async () => {
+    const ftp = await startFtpServer({ tls: 'explicit' });
+    const location = `${ftp.url.replace(/^ftp:/, 'ftps:')}/`;
     try {
-      const r = await upload(opts(`${ftp.url}/`, { tls: { ca: [ftp.caPem!] } }));
+      const untrusted = await upload(opts(location, { attempts: 1 }));
+      expect(untrusted).toMatchObject({ ok: false, failure: 'UploadFailure' });
+      const r = await upload(opts(location, { tls: { ca: [ftp.caPem!] } }));
       expect(r.ok).toBe(true);
       const stored = await fsp.readFile(path.join(ftp.root, 'station_DiagnosticsLog_7.tar.gz'));
       expect(stored.equals(content)).toBe(true);
