@@ -53,16 +53,17 @@ export default defineAdapter({
           }
         };
         const versionList = (o.versions ?? ['kernel', 'node', 'openssl', 'systemd', 'rauc', 'swupdate']).join(', ');
-        const [osInfo, time, system, cpu, mem, disks, network, versions] = await Promise.all([
-          probe('osInfo', () => si.osInfo()),
-          probe('time', async () => si.time()),
-          probe('system', () => si.system()),
-          probe('cpu', () => si.cpu()),
-          probe('mem', () => si.mem()),
-          probe('disks', () => si.fsSize()),
-          probe('network', () => si.networkInterfaces()),
-          probe('versions', () => si.versions(versionList)),
-        ]);
+        // One probe at a time: several systeminformation probes run commands synchronously, and
+        // all at once they block the daemon's event loop for about a second (longer on a slow
+        // board), delaying replies and the communication check. One at a time, each block is short.
+        const osInfo = await probe('osInfo', () => si.osInfo());
+        const time = await probe('time', async () => si.time());
+        const system = await probe('system', () => si.system());
+        const cpu = await probe('cpu', () => si.cpu());
+        const mem = await probe('mem', () => si.mem());
+        const disks = await probe('disks', () => si.fsSize());
+        const network = await probe('network', () => si.networkInterfaces());
+        const versions = await probe('versions', () => si.versions(versionList));
         signal.throwIfAborted();
         const snapshot = {
           collectedAt: new Date().toISOString(),
