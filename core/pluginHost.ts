@@ -143,12 +143,21 @@ export async function bindAdapters(config: Config, plugins: LoadedPlugin[], deps
   return bound;
 }
 
-async function createAdapter(slot: AdapterSlot, cfg: AdapterConfig, where: string, config: Config, deps: AdapterDeps): Promise<unknown> {
+/**
+ * Loads an adapter module (built-in by type, or third-party by `module`) and validates its
+ * options, without creating it. Throws SystemClientError naming the config path.
+ */
+export async function loadAdapter(
+  slot: AdapterSlot,
+  cfg: AdapterConfig,
+  where: string,
+  baseDir: string,
+): Promise<{ module: AdapterModule; options: Record<string, unknown> }> {
   const { type, module: ref, ...options } = cfg;
   let mod: AdapterModule | undefined;
   if (ref) {
     try {
-      const imported = await importModule(ref, config.baseDir);
+      const imported = await importModule(ref, baseDir);
       mod = (imported.default ?? imported.adapter) as AdapterModule | undefined;
     } catch (err) {
       throw new SystemClientError('ADAPTER_UNKNOWN', `cannot load adapter "${type}" from ${ref} (${where}): ${(err as Error).message}`);
@@ -166,12 +175,16 @@ async function createAdapter(slot: AdapterSlot, cfg: AdapterConfig, where: strin
   }
   if (!mod || typeof mod.create !== 'function') throw new SystemClientError('ADAPTER_INVALID', `${where}: module does not default-export an adapter (defineAdapter({...}))`);
   if (mod.slot !== slot) throw new SystemClientError('ADAPTER_INVALID', `${where}: adapter "${type}" is a ${mod.slot} adapter, not a ${slot} adapter`);
-  const validated = validateOptions(mod.optionsSchema, resolvePaths(options, config.baseDir), where);
-  return mod.create(validated, { ...deps, log: deps.log.child({ adapter: `${slot}:${type}` }) });
+  return { module: mod, options: validateOptions(mod.optionsSchema, resolvePaths(options, baseDir), where) };
+}
+
+async function createAdapter(slot: AdapterSlot, cfg: AdapterConfig, where: string, config: Config, deps: AdapterDeps): Promise<unknown> {
+  const { module: mod, options } = await loadAdapter(slot, cfg, where, config.baseDir);
+  return mod.create(options, { ...deps, log: deps.log.child({ adapter: `${slot}:${cfg.type}` }) });
 }
 
 /** Relative paths in adapter options ("./x", "../x") resolve against the config file's folder. */
-function resolvePaths(options: Record<string, unknown>, baseDir: string): Record<string, unknown> {
+export function resolvePaths(options: Record<string, unknown>, baseDir: string): Record<string, unknown> {
   const fix = (v: unknown): unknown => {
     if (typeof v === 'string' && (v.startsWith('./') || v.startsWith('../'))) return path.resolve(baseDir, v);
     if (Array.isArray(v)) return v.map(fix);

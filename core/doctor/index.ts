@@ -7,14 +7,12 @@
  * A missing heartbeat is a WARN, not a FAIL: a vendor brings a board up before EVerest runs.
  * Exit code: 0 without FAIL rows, 1 with any FAIL, 2 when the config cannot be read at all.
  */
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Ajv } from 'ajv';
 import { Command, Option } from 'commander';
-import { ADAPTER_SLOTS, type AdapterModule, type AdapterSlot } from '../api.js';
+import { ADAPTER_SLOTS, type AdapterSlot } from '../api.js';
 import { BUILTIN_ADAPTERS } from '../../adapters/index.js';
-import { formatAjvErrors, loadConfig, type AdapterConfig, type Config } from '../config.js';
-import { loadPlugins, type LoadedPlugin } from '../pluginHost.js';
+import { loadConfig, type AdapterConfig, type Config } from '../config.js';
+import type { SystemClientError } from '../errors.js';
+import { loadAdapter, loadPlugins, type LoadedPlugin } from '../pluginHost.js';
 import { ADAPTER_CHECKS } from './adapters.js';
 import { checkBrokerAndEverest } from './broker.js';
 import { checkClock, checkFreeSpace, checkStateDir } from './system.js';
@@ -34,44 +32,21 @@ export interface DoctorReport {
   rows: CheckResult[];
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-
-/** "./x" and "../x" option values resolve against the config's folder, as the daemon does. */
-function resolvePaths(v: unknown, baseDir: string): unknown {
-  if (typeof v === 'string' && (v.startsWith('./') || v.startsWith('../'))) return path.resolve(baseDir, v);
-  if (Array.isArray(v)) return v.map((x) => resolvePaths(x, baseDir));
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolvePaths(x, baseDir)]));
-  return v;
-}
-
 async function checkAdapter(slot: AdapterSlot, cfg: AdapterConfig, where: string, config: Config, env: Env): Promise<CheckResult[]> {
-  const { type, module: ref, ...raw } = cfg;
+  const { type, module: ref } = cfg;
   const name = `${slot === 'logSources' ? 'log source' : slot} ${type}`;
-  let mod: AdapterModule | undefined;
+  let options: Record<string, unknown>;
   try {
-    if (ref) {
-      const spec = ref.startsWith('.') || path.isAbsolute(ref) ? pathToFileURL(path.resolve(config.baseDir, ref)).href : ref;
-      const imported = (await import(spec)) as { default?: AdapterModule; adapter?: AdapterModule };
-      mod = imported.default ?? imported.adapter;
-    } else {
-      const loader = (BUILTIN_ADAPTERS[slot] as Record<string, () => Promise<{ default: AdapterModule }>>)[type];
-      if (!loader) {
-        return [fail(name, `${where}/type: unknown ${slot} adapter "${type}"`, `use one of: ${Object.keys(BUILTIN_ADAPTERS[slot]).join(', ')}, or give "module" for a third-party adapter`)];
-      }
-      mod = (await loader()).default;
-    }
+    ({ options } = await loadAdapter(slot, cfg, where, config.baseDir));
   } catch (err) {
-    return [fail(name, `cannot load ${ref}: ${(err as Error).message}`, 'fix the module path (relative to the config file) or install the package')];
-  }
-  if (!mod || typeof mod.create !== 'function' || mod.slot !== slot) {
-    return [fail(name, `${ref ?? type} does not default-export a ${slot} adapter`, 'default-export defineAdapter({ slot, type, optionsSchema, create })')];
-  }
-  const options = resolvePaths(structuredClone(raw), config.baseDir) as Record<string, unknown>;
-  if (mod.optionsSchema) {
-    const validate = ajv.compile(mod.optionsSchema);
-    if (!validate(options)) {
-      return [fail(name, `invalid options: ${formatAjvErrors(validate.errors, where).join('; ')}`, 'fix the adapter options in the config (see the adapter\'s optionsSchema)')];
-    }
+    const e = err as SystemClientError;
+    const fix =
+      e.code === 'ADAPTER_UNKNOWN'
+        ? `use one of: ${Object.keys(BUILTIN_ADAPTERS[slot]).join(', ')}, or give "module" (a path relative to the config file, or an installed package) for a third-party adapter`
+        : e.code === 'CONFIG_INVALID'
+          ? "fix the adapter options in the config (see the adapter's optionsSchema)"
+          : 'default-export defineAdapter({ slot, type, optionsSchema, create })';
+    return [fail(name, e.message.replace(/\n\s+- /g, '; '), fix)];
   }
   const checks = ref ? undefined : ADAPTER_CHECKS[slot]?.[type];
   if (!checks) return [pass(name, `third-party adapter from ${ref}; options valid (its tools are not known to doctor)`)];
