@@ -241,7 +241,7 @@ export interface PluginContext {
   readonly log: Logger;
   /** the plugin's options, validated against its `optionsSchema` (defaults applied) */
   readonly options: Readonly<Record<string, unknown>>;
-  /** persistent state of this plugin (under `<stateDir>/<plugin name>/`) */
+  /** persistent state of this plugin (under `<stateDir>/plugins/<plugin name>/`) */
   readonly state: StateStore;
   /**
    * Publish a status variable. Validated against the AsyncAPI schema first (an invalid one
