@@ -32,8 +32,32 @@ interface Route {
 const isRequest = (name: string): name is RequestOp => (REQUEST_OPERATIONS as readonly string[]).includes(name);
 const isCommand = (name: string): name is CommandOp => (COMMAND_OPERATIONS as readonly string[]).includes(name);
 
-/** Messages far above the limit are not even parsed: no reply topic can be trusted from them. */
-const PARSE_LIMIT_FACTOR = 16;
+/**
+ * Messages over the limit, or nested deeper than any system_API message, are not parsed: JSON.parse
+ * of a hostile 100,000-deep array blocks the event loop for 100+ ms. Their reply topic is looked for
+ * in the first bytes only (EVerest writes "headers" before "payload"), so they get the safe reply at once.
+ */
+const REPLY_TO_SCAN_BYTES = 4096;
+const REPLY_TO_IN_TEXT = /"replyTo"\s*:\s*"([^"\\]{1,512})"/;
+/** system_API messages nest 3 levels deep; anything far deeper is hostile */
+export const MAX_JSON_DEPTH = 32;
+
+/** true when the JSON text nests arrays/objects deeper than `limit` (strings are skipped) */
+export function nestedDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > limit) return true;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return false;
+}
 
 export class Router {
   readonly #o: RouterOptions;
@@ -91,10 +115,17 @@ export class Router {
     };
     const safe = SAFE_REPLIES[op];
 
-    if (payload.length > this.#o.maxPayloadBytes * PARSE_LIMIT_FACTOR) {
-      return finish('rejected', undefined, undefined, { reason: `payload of ${payload.length} bytes is far over the limit; not parsed, no reply` });
+    const notParsed = (reason: string) => {
+      const found = REPLY_TO_IN_TEXT.exec(payload.subarray(0, REPLY_TO_SCAN_BYTES).toString('utf8'))?.[1];
+      const checked = found === undefined ? undefined : this.#o.topics.replyTopic(found);
+      const replyTopic = checked?.ok ? checked.topic : undefined;
+      return finish('rejected', replyTopic, replyTopic ? safe : undefined, { reason: `${reason}; not parsed` });
+    };
+    if (payload.length > this.#o.maxPayloadBytes) {
+      return notParsed(`payload of ${payload.length} bytes exceeds maxPayloadBytes ${this.#o.maxPayloadBytes}`);
     }
     const text = payload.toString('utf8');
+    if (nestedDeeperThan(text, MAX_JSON_DEPTH)) return notParsed(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
     let message: unknown;
     let parseError: string | undefined;
     try {
@@ -108,7 +139,7 @@ export class Router {
         : undefined;
     if (parseError !== undefined) {
       // a broken body can still carry an intact reply topic: answer it with the safe reply
-      replyTo = /"replyTo"\s*:\s*"([^"\\]{1,512})"/.exec(text)?.[1];
+      replyTo = REPLY_TO_IN_TEXT.exec(text)?.[1];
     }
     let replyTopic: string | undefined;
     if (replyTo !== undefined) {
@@ -119,9 +150,6 @@ export class Router {
       replyTopic = checked.topic;
     }
     if (parseError !== undefined) return finish('rejected', replyTopic, safe, { reason: `malformed JSON: ${parseError}` });
-    if (payload.length > this.#o.maxPayloadBytes) {
-      return finish('rejected', replyTopic, safe, { reason: `payload of ${payload.length} bytes exceeds maxPayloadBytes ${this.#o.maxPayloadBytes}` });
-    }
     const invalid = systemApiSchemas().inbound(op, message);
     if (invalid) return finish('rejected', replyTopic, safe, { reason: `invalid request: ${invalid}` });
     const route = this.#routes.get(op);
@@ -175,8 +203,10 @@ export class Router {
       value = undefined;
     } else {
       if (payload.length > this.#o.maxPayloadBytes) return done('rejected', { reason: `payload of ${payload.length} bytes exceeds maxPayloadBytes` });
+      const text = payload.toString('utf8');
+      if (nestedDeeperThan(text, MAX_JSON_DEPTH)) return done('rejected', { reason: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` });
       try {
-        value = JSON.parse(payload.toString('utf8'));
+        value = JSON.parse(text);
       } catch (err) {
         return done('rejected', { reason: `malformed JSON: ${(err as Error).message}` });
       }
