@@ -147,11 +147,15 @@ export class Daemon {
     if (transport.connected) await this.#afterConnect();
   }
 
-  /** Subscribes (once plugins run) and starts the communication check on every (re)connect. */
+  /**
+   * Subscribes (once plugins run) and starts the communication check on every (re)connect.
+   * communication_check tells EVerest the module is there, so it starts only once requests are
+   * listened to: sent earlier, EVerest's first requests would go nowhere.
+   */
   async #afterConnect(): Promise<void> {
     const transport = this.#transport;
-    if (!transport?.connected || this.#stopping) return;
-    if (this.#pluginsStarted && !this.#subscribed) {
+    if (!transport?.connected || this.#stopping || !this.#pluginsStarted) return;
+    if (!this.#subscribed) {
       this.#subscribed = true;
       try {
         await transport.subscribe(this.topics.e2mFilter);
