@@ -75,8 +75,9 @@ export function statusProblem(name: string, raw: Buffer): string | undefined {
 }
 
 /** Every file under `dir`; *.json must parse, *.jsonl line by line; returns the problems found. */
-export function checkPersisted(dir: string): { files: number; problems: string[] } {
+export function checkPersisted(dir: string): { files: number; problems: string[]; tempFiles: string[] } {
   const problems: string[] = [];
+  const tempFiles: string[] = [];
   let files = 0;
   const walk = (d: string) => {
     for (const name of readdirSync(d)) {
@@ -88,7 +89,8 @@ export function checkPersisted(dir: string): { files: number; problems: string[]
       }
       files++;
       if (/\.corrupt-/.test(name)) problems.push(`${path.relative(dir, p)}: a state file was found corrupt and moved aside`);
-      if (name.endsWith('.tmp') || /\.tmp-\d+$/.test(name)) problems.push(`${path.relative(dir, p)}: leftover temp file`);
+      // temp files of a write cut short by the exit are by design: the next start removes them
+      if (name.endsWith('.tmp') || /\.tmp-\d+$/.test(name)) tempFiles.push(path.relative(dir, p));
       if (name.endsWith('.json')) {
         try {
           JSON.parse(readFileSync(p, 'utf8'));
@@ -108,7 +110,7 @@ export function checkPersisted(dir: string): { files: number; problems: string[]
     }
   };
   walk(dir);
-  return { files, problems };
+  return { files, problems, tempFiles };
 }
 
 /** Resolves when `predicate` is true (checked on every `tick`), or rejects after `timeoutMs`. */
