@@ -20,6 +20,14 @@ import { createLogger } from '../../core/logger.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
+/** Every adapter slot bound to its simulated (or harmless) implementation: all built-in plugins start. */
+export const SIMULATED_ADAPTERS = {
+  installer: { type: 'simulated' },
+  power: { type: 'simulated' },
+  clock: { type: 'simulated' },
+  logSources: [{ type: 'system-snapshot' }],
+};
+
 function cleanup(fn: () => unknown): void {
   try {
     onTestFinished(async () => {

@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_REASONS } from '../../core/api.js';
 import type { CheckResult } from '../../core/doctor/index.js';
 import { EverestSim } from '../helpers/everest.js';
-import { REPO_ROOT, tempDir } from '../helpers/daemon.js';
+import { REPO_ROOT, tempDir, SIMULATED_ADAPTERS } from '../helpers/daemon.js';
 import { startMosquitto, type Broker } from '../helpers/mosquitto.js';
 
-const SIMULATED = { installer: { type: 'simulated' }, power: { type: 'simulated' }, clock: { type: 'simulated' }, logSources: [{ type: 'system-snapshot' }] };
+const SIMULATED = SIMULATED_ADAPTERS;
 
 let broker: Broker;
 let out: string;

@@ -13,11 +13,11 @@ import { formatReport, runDoctor, type CheckResult } from '../../core/doctor/ind
 import { classifyConnectError } from '../../core/doctor/broker.js';
 import { checkClock } from '../../core/doctor/system.js';
 import { EverestSim } from '../helpers/everest.js';
-import { REPO_ROOT, recordingStub, tempDir } from '../helpers/daemon.js';
+import { REPO_ROOT, recordingStub, tempDir, SIMULATED_ADAPTERS } from '../helpers/daemon.js';
 import { freePort, startMosquitto, type Broker } from '../helpers/mosquitto.js';
 import { startRauc } from '../helpers/rauc.js';
 
-const SIMULATED = { installer: { type: 'simulated' }, power: { type: 'simulated' }, clock: { type: 'simulated' }, logSources: [{ type: 'system-snapshot' }] };
+const SIMULATED = SIMULATED_ADAPTERS;
 
 let broker: Broker;
 beforeAll(async () => {

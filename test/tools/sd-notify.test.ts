@@ -4,11 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSdNotifier, watchdogInterval } from '../../core/sdNotify.js';
-import { memoryLogger, spawnDaemon, tempDir } from '../helpers/daemon.js';
+import { memoryLogger, spawnDaemon, tempDir, SIMULATED_ADAPTERS } from '../helpers/daemon.js';
 import { startMosquitto, type Broker } from '../helpers/mosquitto.js';
 import { startNotifySocket } from './notify-socket.js';
 
-const SIMULATED = { installer: { type: 'simulated' }, power: { type: 'simulated' }, clock: { type: 'simulated' }, logSources: [{ type: 'system-snapshot' }] };
+const SIMULATED = SIMULATED_ADAPTERS;
 
 let broker: Broker;
 beforeAll(async () => {
