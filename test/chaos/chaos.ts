@@ -138,7 +138,13 @@ export function filesUnder(dir: string): string[] {
     for (const n of names) {
       const p = path.join(d, n);
       const r = rel ? `${rel}/${n}` : n;
-      if (statSync(p).isDirectory()) walk(p, r);
+      let isDir: boolean;
+      try {
+        isDir = statSync(p).isDirectory();
+      } catch {
+        continue; // removed meanwhile by the running daemon
+      }
+      if (isDir) walk(p, r);
       else out.push(r);
     }
   };
@@ -152,8 +158,14 @@ export function corruptStateFiles(dir: string): string[] {
   for (const f of filesUnder(dir)) {
     if (/\.corrupt-/.test(f)) bad.push(`${f}: a state file was found corrupt and moved aside`);
     if (!f.endsWith('.json')) continue;
+    let text: string;
     try {
-      JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
+      text = readFileSync(path.join(dir, f), 'utf8');
+    } catch {
+      continue; // removed meanwhile by the running daemon (atomic writes never leave a partial file)
+    }
+    try {
+      JSON.parse(text);
     } catch (err) {
       bad.push(`${f}: ${(err as Error).message}`);
     }
