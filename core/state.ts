@@ -3,6 +3,7 @@
  * the old one, fsync the directory. Files are 0600 and folders 0700. A document that cannot be
  * parsed is moved aside (`<key>.json.corrupt-<time>`) and reported, never a crash loop.
  */
+import { randomBytes } from 'node:crypto';
 import { promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import type { Logger, StateStore } from './api.js';
@@ -16,7 +17,8 @@ function checkKey(key: string): void {
 /** Writes `data` to `file` atomically (temp + fsync + rename + directory fsync), mode 0600. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  // unique per write: concurrent writers of one file never share a temp file
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const handle = await fs.open(tmp, fsConstants.O_CREAT | fsConstants.O_WRONLY | fsConstants.O_TRUNC, 0o600);
   try {
     await handle.writeFile(data);

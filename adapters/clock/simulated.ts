@@ -8,6 +8,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { defineAdapter } from '../../core/api.js';
+import { writeFileAtomic } from '../../core/state.js';
 import type { ClockAdapter } from './types.js';
 import { assertValidDate } from './format.js';
 
@@ -47,9 +48,7 @@ export default defineAdapter({
         const realNow = Date.now();
         const state: SimulatedClockState = { offsetMs: time.getTime() - realNow, lastSet: time.toISOString(), at: new Date(realNow).toISOString() };
         await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-        const tmp = `${file}.tmp-${process.pid}`;
-        await fsp.writeFile(tmp, `${JSON.stringify(state)}\n`, { mode: 0o600 });
-        await fsp.rename(tmp, file);
+        await writeFileAtomic(file, `${JSON.stringify(state)}\n`);
         offsetMs = state.offsetMs;
         log.info({ time: state.lastSet, offsetMs }, 'simulated clock set (system clock untouched)');
       },

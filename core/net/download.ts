@@ -145,7 +145,7 @@ function restartFromZero(st: State): void {
 }
 
 async function finish(st: State): Promise<void> {
-  const fh = await fsp.open(st.opts.dest, st.have === 0 ? 'w' : 'r+');
+  const fh = await fsp.open(st.opts.dest, st.have === 0 ? 'w' : 'r+', 0o600);
   try {
     await fh.truncate(st.have);
     await fh.sync();
@@ -229,7 +229,7 @@ class FileSink extends Writable {
     }
     if (!this.fh) {
       try {
-        this.fh = await fsp.open(st.opts.dest, st.have === 0 ? 'w' : 'r+');
+        this.fh = await fsp.open(st.opts.dest, st.have === 0 ? 'w' : 'r+', 0o600);
       } catch (err) {
         throw localError(err);
       }

@@ -63,6 +63,8 @@ describe('download over HTTP', () => {
     const { events, result } = run(`${srv.url}/fw.bin`, dest);
     expect(await result).toEqual({ ok: true, bytes: body.length, sha256: sha(body) });
     await expectFileBytes(dest, body);
+    // a firmware image is readable by its owner only, whatever the umask
+    expect((await fsp.stat(dest)).mode & 0o777).toBe(0o600);
     expect(events[0]).toEqual({ type: 'attempt', attempt: 1, resumeFrom: 0 });
     expect(events.at(-1)).toEqual({ type: 'progress', bytes: body.length, total: body.length });
     expect(srv.requests).toHaveLength(1);
