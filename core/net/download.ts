@@ -33,9 +33,9 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import { Client as FtpClient, FTPError } from 'basic-ftp';
+import type { FTPError } from 'basic-ftp';
 import type { DownloadEvent, DownloadFailure, DownloadOptions, DownloadResult, TlsOptions } from './types.js';
-import { ftpAccessOptions, trustedCa } from './ftp.js';
+import { ftpAccessOptions, isFtpError, newFtpClient, trustedCa } from './ftp.js';
 import { credentialsFromUrl, redactUrl } from './url.js';
 
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
@@ -436,7 +436,7 @@ async function ftpOnce(st: State): Promise<void> {
   if (remote === '' || remote.endsWith('/')) throw new TransferError('protocol', 'ftp location names no file', true);
   const where = redactUrl(url);
 
-  const client = new FtpClient(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+  const client = await newFtpClient(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
   const onAbort = () => client.close();
   opts.signal.addEventListener('abort', onAbort, { once: true });
   try {
@@ -445,8 +445,8 @@ async function ftpOnce(st: State): Promise<void> {
     try {
       total = await client.size(remote);
     } catch (err) {
-      if (err instanceof FTPError && err.code === 550) throw new TransferError('not-found', `${where}: ${ftpText(err)}`, true);
-      if (!(err instanceof FTPError)) throw err;
+      if (isFtpError(err) && err.code === 550) throw new TransferError('not-found', `${where}: ${ftpText(err)}`, true);
+      if (!isFtpError(err)) throw err;
       total = undefined; // SIZE not supported
     }
     if (st.have > 0 && total !== undefined && st.have > total) restartFromZero(st);
@@ -461,7 +461,7 @@ async function ftpOnce(st: State): Promise<void> {
     } catch (err) {
       const se = await sink.stop();
       if (se) throw se;
-      if (err instanceof FTPError && st.have > 0 && err.code >= 500 && err.code <= 504 && /REST/i.test(err.message)) {
+      if (isFtpError(err) && st.have > 0 && err.code >= 500 && err.code <= 504 && /REST/i.test(err.message)) {
         restartFromZero(st); // server refuses REST: start over
         throw new TransferError('protocol', `${where}: server refused to resume`);
       }
@@ -492,7 +492,7 @@ const NETWORK_CODES = new Set([
 
 function classify(err: unknown): TransferError {
   if (err instanceof TransferError) return err;
-  if (err instanceof FTPError) {
+  if (isFtpError(err)) {
     const text = ftpText(err);
     if (err.code === 530 || err.code === 532) return new TransferError('permission-denied', `login refused: ${text}`, true);
     if (err.code === 550) return new TransferError('not-found', text, true);

@@ -8,11 +8,26 @@
  * rejectUnauthorized is false. Credentials come from the URL (anonymous otherwise).
  */
 import tls from 'node:tls';
-import type { AccessOptions } from 'basic-ftp';
+import type { AccessOptions, Client as FtpClient, FTPError } from 'basic-ftp';
 import type { TlsOptions } from './types.js';
 import { credentialsFromUrl } from './url.js';
 
 export const IMPLICIT_FTPS_PORT = 990;
+
+type BasicFtp = typeof import('basic-ftp');
+/** basic-ftp, loaded on the first FTP transfer (not at start-up: about 80 ms of imports) */
+let basicFtp: BasicFtp | undefined;
+
+/** A new basic-ftp client; loads basic-ftp on first use. */
+export async function newFtpClient(idleTimeoutMs: number): Promise<FtpClient> {
+  basicFtp ??= await import('basic-ftp');
+  return new basicFtp.Client(idleTimeoutMs);
+}
+
+/** true for an error from basic-ftp (none can exist before the first FTP client was made) */
+export function isFtpError(err: unknown): err is FTPError {
+  return basicFtp !== undefined && err instanceof basicFtp.FTPError;
+}
 
 export type FtpTlsMode = 'none' | 'explicit' | 'implicit';
 

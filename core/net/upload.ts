@@ -12,8 +12,7 @@ import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { Readable } from 'node:stream';
-import { Client as FtpClient, FTPError } from 'basic-ftp';
-import { ftpAccessOptions, trustedCa } from './ftp.js';
+import { ftpAccessOptions, isFtpError, newFtpClient, trustedCa } from './ftp.js';
 import { credentialsFromUrl, redactUrl } from './url.js';
 import type { TlsOptions, UploadFailure, UploadOptions, UploadResult } from './types.js';
 
@@ -178,7 +177,7 @@ function classifyNetError(err: unknown, target: URL): AttemptFailure {
 // ---------------------------------------------------------------------------
 
 async function ftpAttempt(target: URL, opts: UploadOptions): Promise<AttemptResult> {
-  const client = new FtpClient(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+  const client = await newFtpClient(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
   const onAbort = () => client.close();
   opts.signal.addEventListener('abort', onAbort, { once: true });
   const redacted = redactUrl(target);
@@ -196,7 +195,7 @@ async function ftpAttempt(target: URL, opts: UploadOptions): Promise<AttemptResu
     return { ok: true, bytes: size, remote: redacted };
   } catch (err) {
     if (opts.signal.aborted) return { ok: false, failure: 'aborted', reason: 'aborted', retry: false };
-    if (err instanceof FTPError) {
+    if (isFtpError(err)) {
       const reason = `FTP ${err.code} from ${redacted}: ${scrub(err.message, target)}`;
       if (err.code === 530) return { ok: false, failure: 'PermissionDenied', reason, retry: false };
       if (err.code === 502 || err.code === 504) return { ok: false, failure: 'NotSupportedOperation', reason, retry: false };
