@@ -15,7 +15,6 @@ import * as path from 'node:path';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import { Header, Pax } from 'tar';
 import type { LogSink } from '../../adapters/log-source/types.js';
 import type { Redactor } from './redact.js';
 
@@ -125,7 +124,7 @@ export class ArchiveBuilder {
   }
 
   private async finishEntry(e: { name: string; source: string; mtime: Date; size: number; file: string }): Promise<StagedEntry> {
-    const header = zlib.gzipSync(tarHeader(e.name, e.size, e.mtime));
+    const header = zlib.gzipSync(await tarHeader(e.name, e.size, e.mtime));
     const memberBytes = (await fsp.stat(e.file)).size;
     return { ...e, header, bytes: header.length + memberBytes };
   }
@@ -217,7 +216,7 @@ export class ArchiveBuilder {
       const text = JSON.stringify(manifest({ included, dropped }), null, 2) + '\n';
       // notes quote tool output and paths: redacted like the logs
       const json = Buffer.from(this.opts.redactor ? this.opts.redactor.apply(text) : text);
-      const last = Buffer.concat([tarHeader(MANIFEST_NAME, json.length, new Date()), json, padding(json.length), Buffer.alloc(1024)]);
+      const last = Buffer.concat([await tarHeader(MANIFEST_NAME, json.length, new Date()), json, padding(json.length), Buffer.alloc(1024)]);
       const member = zlib.gzipSync(last);
       await write(ws, member);
       total += member.length;
@@ -240,8 +239,13 @@ function write(ws: Writable, chunk: Buffer): Promise<void> {
   });
 }
 
+/** tar, loaded when the first archive is built (not at start-up) */
+let tarModule: typeof import('tar') | undefined;
+
 /** tar header block(s) for a regular file (a PAX header first when the name needs one). */
-export function tarHeader(name: string, size: number, mtime: Date): Buffer {
+export async function tarHeader(name: string, size: number, mtime: Date): Promise<Buffer> {
+  tarModule ??= await import('tar');
+  const { Header, Pax } = tarModule;
   const fields = { path: name, mode: 0o644, uid: 0, gid: 0, size, mtime, type: 'File' as const, uname: 'root', gname: 'root' };
   const h = new Header(fields);
   const needPax = h.encode();
