@@ -11,7 +11,6 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as zlib from 'node:zlib';
-import { glob } from 'tinyglobby';
 import { defineAdapter, type LogSink, type LogSource, type LogWindow } from '../../core/api.js';
 
 export interface FilesOptions {
@@ -83,6 +82,7 @@ export default defineAdapter({
       type: 'files',
       logTypes: o.logTypes,
       async collect(window: LogWindow, sink: LogSink, signal: AbortSignal): Promise<void> {
+        const { glob } = await import('tinyglobby'); // loaded when a glob is evaluated, not at start-up
         const matched = await glob(o.paths, { absolute: true, onlyFiles: true, dot: true, followSymbolicLinks: false });
         const candidates: Candidate[] = [];
         for (const p of matched.sort()) {

@@ -4,7 +4,6 @@
  * Each probe has a time limit; a probe that fails or times out is reported in the file.
  */
 import * as os from 'node:os';
-import si from 'systeminformation';
 import { defineAdapter, type LogSink, type LogSource, type LogWindow } from '../../core/api.js';
 
 export interface SnapshotOptions {
@@ -35,6 +34,8 @@ export default defineAdapter({
       type: 'system-snapshot',
       logTypes: o.logTypes,
       async collect(window: LogWindow, sink: LogSink, signal: AbortSignal): Promise<void> {
+        // loaded when a snapshot is collected, not at start-up
+        const { default: si } = await import('systeminformation');
         const errors: Record<string, string> = {};
         const probe = async <T>(name: string, f: () => Promise<T>): Promise<T | undefined> => {
           let timer: NodeJS.Timeout | undefined;
