@@ -12,9 +12,7 @@ import { SystemClientError } from './errors.js';
 import { Daemon } from './kernel.js';
 import { startDemo, type Demo } from './demo.js';
 import { createLogger } from './logger.js';
-import { registerProbe } from './probe/index.js';
 import { createSdNotifier } from './sdNotify.js';
-import { registerDoctor } from './doctor/index.js';
 
 const program = new Command();
 program
@@ -111,9 +109,14 @@ async function run(config: Config, log: Logger): Promise<void> {
   }
 }
 
-registerProbe(program);
-
-registerDoctor(program);
+// probe and doctor (mqtt sessions, execa, tinyglobby, picocolors) are loaded only when the command
+// line can be one of theirs (or help): `run` starts without them
+const first = process.argv[2];
+if (first !== 'run' && first !== 'check-config') {
+  const [{ registerProbe }, { registerDoctor }] = await Promise.all([import('./probe/index.js'), import('./doctor/index.js')]);
+  registerProbe(program);
+  registerDoctor(program);
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
