@@ -55,9 +55,10 @@ function describe(errors: ErrorObject[] | null | undefined): string {
 }
 
 export class SystemApiSchemas {
-  readonly #inbound = new Map<Operation, ValidateFunction>();
-  readonly #reply = new Map<string, ValidateFunction>();
-  readonly #status = new Map<string, ValidateFunction>();
+  readonly #ajv: Ajv;
+  readonly #messages: Record<string, { payload?: unknown }>;
+  /** compiled validators by message name, each compiled on its first use */
+  readonly #compiled = new Map<string, ValidateFunction>();
 
   constructor(specText: string = readFileSync(SPEC_PATH, 'utf8')) {
     const doc = parseYaml(specText) as AsyncApiDoc;
@@ -74,34 +75,41 @@ export class SystemApiSchemas {
       },
     };
     ajv.addSchema(root);
-    const compile = (message: string) => {
-      if (!doc.components.messages[message]) throw new Error(`system_API spec has no message ${message}`);
-      const fn = ajv.getSchema(`system_API#/components/messages/${message}/payload`);
+    this.#ajv = ajv;
+    this.#messages = doc.components.messages;
+    // every message the daemon uses must be in the spec (checked now; compiled on first use)
+    for (const message of [...Object.values(INBOUND_MESSAGE), ...Object.values(REPLY_MESSAGE), ...Object.values(STATUS_MESSAGE)]) {
+      if (!this.#messages[message]) throw new Error(`system_API spec has no message ${message}`);
+    }
+  }
+
+  #validator(message: string): ValidateFunction {
+    let fn = this.#compiled.get(message);
+    if (!fn) {
+      fn = this.#ajv.getSchema(`system_API#/components/messages/${message}/payload`);
       if (!fn) throw new Error(`cannot compile schema of ${message}`);
-      return fn;
-    };
-    for (const [op, message] of Object.entries(INBOUND_MESSAGE)) this.#inbound.set(op as Operation, compile(message));
-    for (const [op, message] of Object.entries(REPLY_MESSAGE)) this.#reply.set(op, compile(message));
-    for (const [topic, message] of Object.entries(STATUS_MESSAGE)) this.#status.set(topic, compile(message));
+      this.#compiled.set(message, fn);
+    }
+    return fn;
+  }
+
+  #check(message: string | undefined, value: unknown, missing: string): string | undefined {
+    if (message === undefined) return missing;
+    const fn = this.#validator(message);
+    return fn(value) ? undefined : describe(fn.errors);
   }
 
   /** Validates an inbound message (envelope included for requests); returns a reason or undefined. */
   inbound(op: Operation, value: unknown): string | undefined {
-    const fn = this.#inbound.get(op);
-    if (!fn) return `unknown operation ${op}`;
-    return fn(value) ? undefined : describe(fn.errors);
+    return this.#check(Object.hasOwn(INBOUND_MESSAGE, op) ? INBOUND_MESSAGE[op] : undefined, value, `unknown operation ${op}`);
   }
 
   reply(op: string, value: unknown): string | undefined {
-    const fn = this.#reply.get(op);
-    if (!fn) return `no reply schema for ${op}`;
-    return fn(value) ? undefined : describe(fn.errors);
+    return this.#check(Object.hasOwn(REPLY_MESSAGE, op) ? REPLY_MESSAGE[op] : undefined, value, `no reply schema for ${op}`);
   }
 
   status(topic: string, value: unknown): string | undefined {
-    const fn = this.#status.get(topic);
-    if (!fn) return `no schema for m2e/${topic}`;
-    return fn(value) ? undefined : describe(fn.errors);
+    return this.#check(Object.hasOwn(STATUS_MESSAGE, topic) ? STATUS_MESSAGE[topic as StatusTopic] : undefined, value, `no schema for m2e/${topic}`);
   }
 }
 
