@@ -1,7 +1,9 @@
 /**
  * Start-up cost: loading the daemon's kernel must not load the embedded broker (aedes, about
- * 80 ms of imports on the test machine), which only a development config uses. The footprint
- * benchmark (bench/footprint.ts) measures the start-up time itself.
+ * 80 ms of imports on the test machine), which only a development config uses; loading the
+ * built-in plugins and log sources must not load what only a transfer, an archive, a glob or a
+ * snapshot needs (basic-ftp, tar, tinyglobby, systeminformation), nor execa (sd_notify, probe,
+ * doctor). The footprint benchmark (bench/footprint.ts) measures the start-up time itself.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -10,8 +12,8 @@ import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, tempDir } from '../helpers/daemon.js';
 
-/** packages under node_modules that importing `entry` loads (ESM and CommonJS), seen by a resolve hook */
-function loaded(entry: string): string[] {
+/** packages under node_modules that importing the entries loads (ESM and CommonJS), seen by a resolve hook */
+function loaded(...entries: string[]): string[] {
   const dir = tempDir('imports-');
   const hooks = path.join(dir, 'hooks.mjs');
   writeFileSync(
@@ -26,7 +28,7 @@ function loaded(entry: string): string[] {
   );
   const register = path.join(dir, 'register.mjs');
   writeFileSync(register, `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(hooks).href)});`);
-  execFileSync(process.execPath, ['--import', register, '--import', 'tsx', '--input-type=module', '-e', `await import('reflect-metadata'); await import(${JSON.stringify(entry)});`], {
+  execFileSync(process.execPath, ['--import', register, '--import', 'tsx', '--input-type=module', '-e', `await import('reflect-metadata'); ${entries.map((e) => `await import(${JSON.stringify(e)});`).join(' ')}`], {
     cwd: REPO_ROOT,
     stdio: 'ignore',
   });
@@ -38,5 +40,18 @@ describe('start-up imports', () => {
     const pkgs = loaded('./core/kernel.ts');
     expect(pkgs).toContain('mqtt'); // the probe sees what is loaded
     expect(pkgs).not.toContain('aedes');
+  });
+
+  it('the built-in plugins and log sources load their heavy dependencies only when used', () => {
+    const pkgs = loaded(
+      './core/kernel.ts',
+      './core/sdNotify.ts',
+      ...['firmware-update', 'reset', 'system-time', 'boot-reason', 'log-upload'].map((p) => `./plugins/${p}/index.ts`),
+      './adapters/log-source/files.ts',
+      './adapters/log-source/system-snapshot.ts',
+    );
+    expect(pkgs).toContain('mqtt');
+    expect(pkgs).toContain('tsyringe');
+    for (const heavy of ['basic-ftp', 'tar', 'tinyglobby', 'systeminformation', 'execa', 'aedes']) expect(pkgs).not.toContain(heavy);
   });
 });
