@@ -13,10 +13,13 @@
  *
  * State (`<stateDir>/boot-reason/boot.json`): the boot id of the current boot and whether EVerest
  * has been told the boot's reason yet, so a daemon restart in the same boot that comes before
- * EVerest's question still reports the boot's reason.
+ * EVerest's question still reports the boot's reason. It is written only when it changes.
+ *
+ * Answers that change something (consuming a recorded reason, the first answer of a boot) run one
+ * at a time. Once EVerest has been told, an answer with no recorded reason pending is
+ * ApplicationReset and changes nothing: it is given at once, without waiting behind the others.
  */
 import * as fsp from 'node:fs/promises';
-import { glob } from 'tinyglobby';
 import { inject, injectable } from 'tsyringe';
 import { API_VERSION, BOOT_REASONS, TOKENS, type BootReason, type Handlers, type Plugin, type PluginContext } from '../../core/api.js';
 
@@ -59,6 +62,8 @@ export default class BootReasonPlugin implements Plugin {
   #bootId: string | undefined;
   #bootKind: BootKind = 'unknown';
   #told = false;
+  /** what boot.json holds, as far as this process knows (undefined: nothing readable) */
+  #persisted: BootState | undefined;
   #started: Promise<void> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -95,6 +100,7 @@ export default class BootReasonPlugin implements Plugin {
     if (saved?.bootId === this.#bootId) {
       this.#bootKind = 'same';
       this.#told = saved.told === true;
+      if (typeof saved.told === 'boolean') this.#persisted = { bootId: saved.bootId, told: saved.told };
       log.info({ bootId: this.#bootId, told: this.#told }, 'same kernel boot as the last run');
     } else {
       this.#bootKind = 'new';
@@ -104,10 +110,26 @@ export default class BootReasonPlugin implements Plugin {
     }
   }
 
-  getBootReason(): Promise<BootReason> {
+  async getBootReason(): Promise<BootReason> {
+    await this.start();
+    // Told already and nothing recorded: ApplicationReset, nothing to change, no need to queue.
+    // A recorded reason seen here goes through the queue, where consume() hands it out once.
+    if (this.#told && !(await this.#recordPending())) {
+      this.#ctx.log.info({ reason: 'ApplicationReset' }, 'boot reason ApplicationReset (EVerest asked again within the same kernel boot)');
+      return 'ApplicationReset';
+    }
     const run = this.#queue.then(() => this.#answer());
     this.#queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** true when a reason is recorded, or when that cannot be read (the queued path handles both) */
+  async #recordPending(): Promise<boolean> {
+    try {
+      return (await this.#ctx.bootReason.peek()) !== undefined;
+    } catch {
+      return true;
+    }
   }
 
   async #answer(): Promise<BootReason> {
@@ -149,6 +171,7 @@ export default class BootReasonPlugin implements Plugin {
   async #watchdogFired(): Promise<string | undefined> {
     let files: string[];
     try {
+      const { glob } = await import('tinyglobby'); // loaded when a glob is evaluated, not at start-up
       files = (await glob(this.#watchdogGlob, { absolute: true, onlyFiles: true })).sort();
     } catch (err) {
       this.#ctx.log.warn({ err: errorText(err), glob: this.#watchdogGlob }, 'cannot list watchdog bootstatus files');
@@ -166,10 +189,14 @@ export default class BootReasonPlugin implements Plugin {
     return undefined;
   }
 
+  /** persists the boot id and `told`, when they differ from what boot.json holds */
   async #save(): Promise<void> {
     if (!this.#bootId) return;
+    const next: BootState = { bootId: this.#bootId, told: this.#told };
+    if (this.#persisted?.bootId === next.bootId && this.#persisted.told === next.told) return;
     try {
-      await this.#ctx.state.set('boot', { bootId: this.#bootId, told: this.#told } satisfies BootState);
+      await this.#ctx.state.set('boot', next);
+      this.#persisted = next;
     } catch (err) {
       this.#ctx.log.error({ err: errorText(err) }, 'cannot persist the boot id');
     }

@@ -3,7 +3,7 @@
  * EVerest played by EverestSim. Reboots are simulated by restarting the daemon on the same
  * stateDir with a changed boot id file; watchdogs by bootstatus files in a temp dir.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startMosquitto, type Broker } from '../helpers/mosquitto.js';
@@ -130,5 +130,34 @@ describe('get_boot_reason', () => {
     writeFileSync(b.bootIdFile, 'boot-2\n');
     await b.start();
     expect(await b.everestStarts()).toBe('PowerUp');
+  });
+
+  test('a burst of 200 concurrent requests: all answered ApplicationReset, boot.json not rewritten', async () => {
+    const b = new Board();
+    await b.start();
+    expect(await b.everestStarts()).toBe('PowerUp');
+    const stateFile = path.join(b.stateDir, 'plugins', 'boot-reason', 'boot.json');
+    // every write replaces the file (temp file + rename): a new inode and mtime
+    const before = statSync(stateFile);
+    const answers = await Promise.all(Array.from({ length: 200 }, () => b.ev.request('get_boot_reason', undefined, { timeoutMs: 20_000 })));
+    expect(answers).toEqual(Array(200).fill('ApplicationReset'));
+    const after = statSync(stateFile);
+    expect(after.ino).toBe(before.ino);
+    expect(after.mtimeMs).toBe(before.mtimeMs);
+    expect(JSON.parse(readFileSync(stateFile, 'utf8'))).toEqual({ bootId: 'boot-1', told: true });
+  });
+
+  test('a burst of 200 concurrent requests on a new boot with a recorded reason: reported exactly once', async () => {
+    const b = new Board();
+    // the reset plugin recorded RemoteReset before the reboot
+    mkdirSync(path.join(b.stateDir, 'core'), { recursive: true, mode: 0o700 });
+    writeFileSync(path.join(b.stateDir, 'core', 'next-boot-reason.json'), JSON.stringify({ reason: 'RemoteReset', at: new Date().toISOString(), bootId: 'boot-0' }), { mode: 0o600 });
+    await b.start();
+    const answers = await Promise.all(Array.from({ length: 200 }, () => b.ev.request('get_boot_reason', undefined, { timeoutMs: 20_000 })));
+    expect(answers.filter((a) => a === 'RemoteReset')).toHaveLength(1);
+    expect(answers.filter((a) => a === 'ApplicationReset')).toHaveLength(199);
+    const stateFile = path.join(b.stateDir, 'plugins', 'boot-reason', 'boot.json');
+    expect(JSON.parse(readFileSync(stateFile, 'utf8'))).toEqual({ bootId: 'boot-1', told: true });
+    expect(await b.everestStarts()).toBe('ApplicationReset');
   });
 });
