@@ -286,7 +286,7 @@ test(`kill -9 at seeded moments of a firmware update and a log upload, ${CYCLES}
     expect(corruptStateFiles(stateDir), where).toEqual([]);
     const files = filesUnder(stateDir);
     // an atomic write of the running daemon may be under way (its temp file names carry its pid)
-    const inFlight = new RegExp(`\\.${d.child.pid}\\.\\d+\\.tmp$`);
+    const inFlight = new RegExp(`\\.${d.child.pid}\\.[0-9a-z]+\\.tmp$`);
     expect(files.filter((f) => !ALLOWED.some((re) => re.test(f)) && !inFlight.test(f)), `${where}: leftovers`).toEqual([]);
     expect(readdirSync(path.join(stateDir, 'plugins', 'log-upload', 'tmp')), `${where}: log temp files`).toEqual([]);
     const kept = files.filter((f) => !inFlight.test(f));
