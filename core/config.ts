@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { SystemClientError } from './errors.js';
 
 import { assetPath } from './assets.js';
@@ -55,8 +55,31 @@ export interface Config {
 /** Input shape: every defaulted key optional. */
 export type ConfigInput = Record<string, unknown>;
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-const validate = ajv.compile(schema);
+/**
+ * One Ajv for the config and every plugin's and adapter's options: each instance compiles the
+ * JSON Schema meta-schema on its first use, about 40 ms of start-up on a small board.
+ */
+export const optionsAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+
+const trusted = new WeakMap<object, ValidateFunction>();
+let trustedKeys = 0;
+/**
+ * Compiles a schema that ships with the daemon (the config schema, built-in plugins' and adapters'
+ * options; the tests compile them all) without checking it against the meta-schema, which
+ * start-up would otherwise compile just for them. Third-party schemas go through `optionsAjv.compile`.
+ */
+export function compileTrustedSchema(s: object): ValidateFunction {
+  let fn = trusted.get(s);
+  if (!fn) {
+    const key = `trusted-schema-${++trustedKeys}`;
+    optionsAjv.addSchema(s, key, undefined, false);
+    fn = optionsAjv.getSchema(key)!;
+    trusted.set(s, fn);
+  }
+  return fn;
+}
+
+const validate = compileTrustedSchema(schema);
 
 export function formatAjvErrors(errors: ErrorObject[] | null | undefined, base = ''): string[] {
   return (errors ?? []).map((e) => {

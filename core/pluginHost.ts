@@ -6,7 +6,6 @@
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Ajv } from 'ajv';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import {
   ADAPTER_SLOTS, API_VERSION, OPERATIONS, SLOT_TOKENS, TOKENS,
@@ -16,10 +15,8 @@ import {
 import { BUILTIN_ADAPTERS } from '../adapters/index.js';
 import { BUILTIN_PLUGINS } from '../plugins/index.js';
 import type { AdapterConfig, Config, PluginConfig } from './config.js';
-import { formatAjvErrors } from './config.js';
+import { compileTrustedSchema, formatAjvErrors, optionsAjv } from './config.js';
 import { SystemClientError } from './errors.js';
-
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 
 /** A plugin whose class is loaded and checked, not yet instantiated. */
 export interface LoadedPlugin {
@@ -43,10 +40,10 @@ async function importModule(ref: string, baseDir: string): Promise<Record<string
   return (await import(spec)) as Record<string, unknown>;
 }
 
-function validateOptions(schema: Record<string, unknown> | undefined, options: Record<string, unknown>, where: string): Record<string, unknown> {
+function validateOptions(schema: Record<string, unknown> | undefined, options: Record<string, unknown>, where: string, builtIn: boolean): Record<string, unknown> {
   const value = structuredClone(options);
   if (!schema) return value;
-  const validate = ajv.compile(schema);
+  const validate = builtIn ? compileTrustedSchema(schema) : optionsAjv.compile(schema);
   if (!validate(value)) {
     throw new SystemClientError('CONFIG_INVALID', `invalid options at ${where}:`, formatAjvErrors(validate.errors, where));
   }
@@ -96,7 +93,7 @@ export async function loadPlugins(config: Config): Promise<LoadedPlugin[]> {
       cls = (await loader()).default;
     }
     const checked = checkPluginClass(cls, entry.name, source);
-    const options = validateOptions(checked.optionsSchema, resolvePaths(entry.options, config.baseDir), `${where}/options`);
+    const options = validateOptions(checked.optionsSchema, resolvePaths(entry.options, config.baseDir), `${where}/options`, !entry.module);
     loaded.push({ name: entry.name, cls: checked, options, source });
     void i;
   }
@@ -175,7 +172,7 @@ export async function loadAdapter(
   }
   if (!mod || typeof mod.create !== 'function') throw new SystemClientError('ADAPTER_INVALID', `${where}: module does not default-export an adapter (defineAdapter({...}))`);
   if (mod.slot !== slot) throw new SystemClientError('ADAPTER_INVALID', `${where}: adapter "${type}" is a ${mod.slot} adapter, not a ${slot} adapter`);
-  return { module: mod, options: validateOptions(mod.optionsSchema, resolvePaths(options, baseDir), where) };
+  return { module: mod, options: validateOptions(mod.optionsSchema, resolvePaths(options, baseDir), where, !ref) };
 }
 
 async function createAdapter(slot: AdapterSlot, cfg: AdapterConfig, where: string, config: Config, deps: AdapterDeps): Promise<unknown> {
