@@ -90,6 +90,13 @@ describe('fuzz: hostile e2m messages', () => {
       for (const op of ['get_boot_reason', 'is_reset_allowed', 'set_system_time'] as const) {
         for (let i = 0; i < 20; i++) await ev.request(op, op === 'is_reset_allowed' ? 'Soft' : op === 'set_system_time' ? new Date().toISOString() : undefined);
       }
+      // code loaded on first use belongs in the baseline too: one log archive (tar, system snapshot) and
+      // one FTP attempt each way (basic-ftp), all to a closed port
+      const closed = `ftp://127.0.0.1:${closedPorts[0]}`;
+      await ev.request('upload_logs', { location: `${closed}/warm-up/`, request_id: 1, retries: 1 });
+      await ev.waitForStatus('log_status', (v: { log_status: string }) => v.log_status === 'UploadFailure', 60_000);
+      await ev.request('update_firmware', { location: `${closed}/warm-up.img`, request_id: 1, retries: 1, retry_interval_s: 0 });
+      await ev.waitForStatus('firmware_update_status', (v: { firmware_update_status: string }) => v.firmware_update_status === 'DownloadFailed', 60_000);
       const baseline = rssOf(pid)!;
       let peak = baseline;
       const sampler = setInterval(() => {
