@@ -20,6 +20,13 @@ export class PersistedBootReason implements BootReasonStore {
   readonly #state: StateStore;
   readonly #log: Logger;
   readonly #bootId: () => string | undefined;
+  /**
+   * true once this process knows nothing is recorded (it consumed or found none, and nothing was
+   * recorded since): peek() and consume() then answer without reading the file. Every change to the
+   * record goes through this object (one per daemon), which bumps #generation.
+   */
+  #knownEmpty = false;
+  #generation = 0;
 
   constructor(state: StateStore, log: Logger, bootId: () => string | undefined = () => readBootId()) {
     this.#state = state;
@@ -34,17 +41,26 @@ export class PersistedBootReason implements BootReasonStore {
       return;
     }
     const record: BootReasonRecord = { reason, at: new Date().toISOString(), bootId: this.#bootId() };
+    this.#generation++;
+    this.#knownEmpty = false;
     await this.#state.set(KEY, record);
     this.#log.info({ reason }, 'recorded boot reason for the next start');
   }
 
-  peek(): Promise<BootReasonRecord | undefined> {
-    return this.#state.get<BootReasonRecord>(KEY);
+  async peek(): Promise<BootReasonRecord | undefined> {
+    if (this.#knownEmpty) return undefined;
+    const generation = this.#generation;
+    const record = await this.#state.get<BootReasonRecord>(KEY);
+    if (!record && generation === this.#generation) this.#knownEmpty = true;
+    return record;
   }
 
   async consume(): Promise<BootReasonRecord | undefined> {
+    if (this.#knownEmpty) return undefined;
+    const generation = this.#generation;
     const record = await this.#state.get<BootReasonRecord>(KEY);
     if (record) await this.#state.delete(KEY);
+    if (generation === this.#generation) this.#knownEmpty = true;
     return record;
   }
 }

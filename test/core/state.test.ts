@@ -55,4 +55,20 @@ describe('boot reason record', () => {
     await br.record('RemoteReset');
     expect((await br.peek())?.reason).toBe('RemoteReset');
   });
+
+  test('once nothing is recorded, a record made later (also while a consume runs) is still handed out once', async () => {
+    const dir = tempDir();
+    const store = new FileStateStore(dir, memoryLogger().logger);
+    const br = new PersistedBootReason(store, memoryLogger().logger, () => 'boot-1');
+    expect(await br.peek()).toBeUndefined();
+    expect(await br.consume()).toBeUndefined();
+    await br.record('RemoteReset');
+    expect((await br.peek())?.reason).toBe('RemoteReset');
+    const [consumed] = await Promise.all([br.consume(), br.record('ScheduledReset')]);
+    const handedOut = [consumed?.reason, (await br.consume())?.reason].filter(Boolean);
+    expect(handedOut.length).toBeGreaterThanOrEqual(1);
+    expect(await br.consume()).toBeUndefined();
+    // a new store on the same folder (the next run) agrees that nothing is left
+    expect(await new PersistedBootReason(new FileStateStore(dir, memoryLogger().logger), memoryLogger().logger).peek()).toBeUndefined();
+  });
 });
