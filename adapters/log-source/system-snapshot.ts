@@ -64,7 +64,8 @@ export default defineAdapter({
         const mem = await probe('mem', () => si.mem());
         const disks = await probe('disks', () => si.fsSize());
         const network = await probe('network', () => si.networkInterfaces());
-        const versions = await probe('versions', () => si.versions(versionList));
+        // an empty list means no program versions: systeminformation would probe every program it knows
+        const versions = versionList ? await probe('versions', () => si.versions(versionList)) : {};
         signal.throwIfAborted();
         const snapshot = {
           collectedAt: new Date().toISOString(),

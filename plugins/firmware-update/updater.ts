@@ -60,12 +60,16 @@ export interface Job {
   /** epoch ms after which waiting for permission gives up */
   permissionDeadline?: number;
   confirmData?: Record<string, unknown>;
+  /** confirmations started after the reboot (a power loss can cut one short) */
+  confirmStarts?: number;
   /** end status, set in phase `finished` */
   final?: FirmwareUpdateStatusEnum;
   acceptedAt: string;
 }
 
 export const JOB_KEY = 'job';
+/** A confirmation cut short this many times ends the update as InstallationFailed. */
+const MAX_CONFIRM_STARTS = 3;
 const IMAGE_PREFIX = 'image-';
 
 /** Statuses libocpp v16 can send for request_id -1 (plain FirmwareStatusNotification). */
@@ -191,14 +195,22 @@ export class FirmwareUpdater {
           job.final = 'InstallationFailed';
           break;
         case 'rebooting':
-          // persisted before confirming, so that confirm() never runs twice
-          job.phase = 'confirming';
-          await this.persist(job);
-          break;
         case 'confirming':
-          log.error('confirming the new firmware was interrupted; it is not repeated');
-          job.phase = 'finished';
-          job.final = 'InstallationFailed';
+          // Confirming is idempotent in every installer (it checks which image is booted, runs
+          // the health check, commits): a confirmation cut short by a power loss, possibly after
+          // it had committed the image, is run again so the report tells the truth. Bounded, so
+          // that a confirmation that itself brings the board down cannot loop forever.
+          if ((job.confirmStarts ?? 0) >= MAX_CONFIRM_STARTS) {
+            log.error({ starts: job.confirmStarts }, 'confirming the new firmware was interrupted too often; giving up');
+            job.phase = 'finished';
+            job.final = 'InstallationFailed';
+            break;
+          }
+          if (job.phase === 'confirming') log.warn({ starts: job.confirmStarts }, 'confirming the new firmware was interrupted; confirming again');
+          job.phase = 'confirming';
+          job.confirmStarts = (job.confirmStarts ?? 0) + 1;
+          // persisted before confirming, so every start of a confirmation is counted
+          await this.persist(job);
           break;
         case 'finished':
           break;

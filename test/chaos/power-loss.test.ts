@@ -17,10 +17,6 @@
  * image or log temp files left, and the state dir does not grow from cycle to cycle.
  *
  *   POWERLOSS_SEED=<n> POWERLOSS_CYCLES=<n> npx vitest run test/chaos/power-loss.test.ts
- *
- * A kill while the new firmware is confirmed can currently end in InstallationFailed although
- * the new image runs committed (power-loss-confirm.test.ts); that one outcome is reported, not
- * failed, unless POWERLOSS_STRICT=1.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -125,7 +121,6 @@ test(`kill -9 at seeded moments of a firmware update and a log upload, ${CYCLES}
   let d: SpawnedDaemon = await spawn();
   const order = rand.shuffle(POINTS);
   const report: string[] = [];
-  const known: string[] = [];
   let grown: number | undefined;
 
   for (let cycle = 0; cycle < CYCLES; cycle++) {
@@ -257,12 +252,7 @@ test(`kill -9 at seeded moments of a firmware update and a log upload, ${CYCLES}
       expect(fwEnd, where).toBe('InstallationFailed');
       expect(['fw-allowed', 'fw-installing', 'fw-rebooting', 'fw-confirming'], `${where}: ${fwEnd}`).toContain(point);
       const runsConfirmed = slotHolds(sim.booted, image) && sim.slots[sim.booted].good;
-      if (runsConfirmed && point === 'fw-confirming' && !process.env.POWERLOSS_STRICT) {
-        // known firmware-update issue, reproduced by power-loss-confirm.test.ts (test.fails there)
-        known.push(`cycle ${cycle}: InstallationFailed reported after a kill in confirm, but the new image runs confirmed`);
-      } else {
-        expect(runsConfirmed, `${where}: InstallationFailed reported but the new image runs, confirmed`).toBe(false);
-      }
+      expect(runsConfirmed, `${where}: InstallationFailed reported but the new image runs, confirmed`).toBe(false);
     }
     // a download killed midway resumed from the bytes on disk
     if (killed && (point === 'fw-bytes' || point === 'fw-paused') && bytesAtKill > 0) {
@@ -297,5 +287,4 @@ test(`kill -9 at seeded moments of a firmware update and a log upload, ${CYCLES}
     }
   }
   console.log(`[power-loss] ${CYCLES} cycles, seed ${rand.seed}; kills: ${report.join('; ')}`);
-  if (known.length) console.log(`[power-loss] known issue (see power-loss-confirm.test.ts; POWERLOSS_STRICT=1 fails on it): ${known.join('; ')}`);
 });

@@ -167,4 +167,12 @@ describe('system-snapshot source', () => {
     expect(Array.isArray(snap.network)).toBe(true);
     expect(snap.uptimeSeconds).toBeGreaterThan(0);
   });
+
+  it('an empty versions list reports no program versions (rather than probing every program)', async () => {
+    const src = await snapshot.create({ versions: [] }, deps);
+    const { files: got } = await collect(src, { since: at(0) });
+    const snap = JSON.parse(got.get('system-snapshot/system-snapshot.json')!);
+    expect(snap.versions).toEqual({});
+    expect(snap.os.kernel).toBe(os.release());
+  });
 });
