@@ -9,6 +9,8 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from './api.js';
 import type { Config } from './config.js';
 
+const PUBLISH_TIMEOUT_MS = 2000;
+
 export interface TransportEvents {
   connect: [];
   offline: [];
@@ -99,20 +101,46 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       this.#log.error({ topic }, 'refusing to publish to a topic with wildcards');
       return false;
     }
+    // a QoS 0 publish issued as the connection drops may never call back: never wait for
+    // it longer than this, or shutdown and status delivery would hang behind it
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<Error>((resolve) => {
+      timer = setTimeout(() => resolve(new Error(`no completion within ${PUBLISH_TIMEOUT_MS} ms`)), PUBLISH_TIMEOUT_MS);
+    });
     try {
-      await client.publishAsync(topic, payload, { qos: 0, retain: false });
+      const outcome = await Promise.race([client.publishAsync(topic, payload, { qos: 0, retain: false }).then(() => undefined), timeout]);
+      if (outcome instanceof Error) throw outcome;
       return true;
     } catch (err) {
       this.#log.warn({ topic, error: (err as Error).message }, 'publish failed');
       return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Disconnects: gracefully (pending writes flushed, DISCONNECT sent) when connected, at most
+   * `graceMs`; at once when the broker is away, where a graceful end would wait for a
+   * reconnect that may never come.
+   */
+  async stop(graceMs = 1000): Promise<void> {
     const client = this.#client;
+    const wasConnected = this.#connected;
     this.#client = undefined;
     this.#connected = false;
     if (!client) return;
-    await client.endAsync(false).catch(() => client.end(true));
+    if (!wasConnected) {
+      await client.endAsync(true).catch(() => undefined);
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = client.endAsync(false).then(
+      () => true,
+      () => false,
+    );
+    const inTime = await Promise.race([graceful, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)))]);
+    clearTimeout(timer);
+    if (!inTime) await client.endAsync(true).catch(() => undefined);
   }
 }

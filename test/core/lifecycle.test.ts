@@ -227,3 +227,15 @@ describe('the embedded default', () => {
     expect((await d.exited).code).toBe(0);
   });
 });
+
+describe('shutdown without a broker', () => {
+  test('the daemon stops promptly when the broker has gone away', async () => {
+    const own = await startMosquitto();
+    const d = await startDaemon(wire(own.url));
+    await own.stop();
+    await d.waitForLog(/MQTT connection lost/);
+    const t0 = Date.now();
+    await d.stop();
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+});
