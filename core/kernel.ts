@@ -162,6 +162,7 @@ export class Daemon {
       try {
         await transport.subscribe(this.topics.e2mFilter);
         this.log.info({ filter: this.topics.e2mFilter }, 'listening for EVerest requests');
+        this.#publisher?.listening();
       } catch (err) {
         this.#subscribed = false;
         this.log.error({ error: (err as Error).message }, 'subscribe failed');

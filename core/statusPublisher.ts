@@ -69,6 +69,14 @@ export class StatusPublisher {
     this.#heard = false;
     this.#graceOver = false;
     clearTimeout(this.#graceTimer);
+  }
+
+  /**
+   * The daemon listens on e2m/+ on this connection: from now on EVerest's heartbeat can be heard,
+   * so the wait for it starts here, not at connect (plugins may take long to start in between).
+   */
+  listening(): void {
+    clearTimeout(this.#graceTimer);
     this.#graceTimer = setTimeout(() => {
       this.#graceOver = true;
       if (this.#queue.length) this.#log.info({ count: this.#queue.length }, 'no EVerest heartbeat since connecting; sending statuses anyway');

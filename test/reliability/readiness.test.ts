@@ -30,4 +30,30 @@ describe('readiness', () => {
       await broker.stop();
     }
   });
+
+  it('a status published while plugins are still starting reaches a heartbeating EVerest exactly once', async () => {
+    const broker = await startMosquitto();
+    try {
+      const ev = await EverestSim.connect(broker.url);
+      ev.startHeartbeat(100);
+      // plugins take longer to start than the heartbeat timeout: the wait for EVerest's heartbeat
+      // must start when the daemon listens, not when it connects
+      const d = await startDaemon(
+        {
+          mqtt: { url: broker.url },
+          heartbeat: { timeoutMs: 400 },
+          plugins: [{ name: 'slow-start', module: './test/reliability/assets/slow-start-plugin.ts', options: { startMs: 1200, publishOnStart: 5 } }],
+          adapters: {},
+        },
+        { baseDir: REPO_ROOT, waitConnected: false },
+      );
+      await ev.waitForStatus('log_status', (s) => s.request_id === 5, 10_000);
+      await d.waitForLog(/EVerest heartbeat seen/);
+      // MQTT keeps one client's order: a re-sent status would arrive before this reply
+      expect(await ev.request('get_boot_reason')).toBe('PowerUp');
+      expect(ev.statuses('log_status')).toEqual([{ log_status: 'Uploading', request_id: 5 }]);
+    } finally {
+      await broker.stop();
+    }
+  });
 });
