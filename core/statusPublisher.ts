@@ -6,10 +6,12 @@
  * running (non-final) operation is sent again.
  *
  * "EVerest is there" needs its heartbeat on the current broker connection: after a (re)connect,
- * EVerest's own connection may come back later than ours, and a status sent before it has
- * subscribed again is lost. Without any heartbeat for the heartbeat timeout (EVerest runs with
- * the heartbeat off, or is not up yet) statuses are sent anyway, and the latest one of each
- * topic is sent again when the first heartbeat arrives.
+ * or after EVerest's heartbeat was lost, EVerest's own connection may come back later than ours,
+ * and a status sent before it has subscribed again is lost. The first heartbeat is not enough: a
+ * reconnecting client may send it (queued while offline) before its subscriptions are restored,
+ * so delivery waits for the second one, a full heartbeat interval later. Without any heartbeat for
+ * the heartbeat timeout (EVerest runs with the heartbeat off, or is not up yet) statuses are sent
+ * anyway, and the latest one of each topic is sent again once EVerest is heard.
  */
 import type { EverestLink, Logger, StateStore, StatusMap, StatusOptions, StatusTopic } from './api.js';
 import { systemApiSchemas } from './schemas.js';
@@ -42,8 +44,10 @@ export class StatusPublisher {
   #flushing: Promise<void> = Promise.resolve();
   #persisting: Promise<void> = Promise.resolve();
   readonly #heartbeatTimeoutMs: number;
-  /** an EVerest heartbeat arrived on the current broker connection */
+  /** EVerest is heard on the current broker connection (its second heartbeat since connect or loss) */
   #heard = false;
+  /** heartbeats since connect or loss, until heard */
+  #beats = 0;
   /** no heartbeat within the heartbeat timeout after connecting: send without one */
   #graceOver = false;
   #graceTimer: NodeJS.Timeout | undefined;
@@ -58,15 +62,20 @@ export class StatusPublisher {
     transport.on('connect', () => this.#onConnect());
     transport.on('offline', () => {
       this.#heard = false;
+      this.#beats = 0;
       this.#graceOver = false;
       clearTimeout(this.#graceTimer);
     });
-    everest.on('back', () => this.flush());
+    everest.on('lost', () => {
+      this.#heard = false;
+      this.#beats = 0;
+    });
     everest.on('restart', () => this.#resendRunning());
   }
 
   #onConnect(): void {
     this.#heard = false;
+    this.#beats = 0;
     this.#graceOver = false;
     clearTimeout(this.#graceTimer);
   }
@@ -85,9 +94,11 @@ export class StatusPublisher {
     this.#graceTimer.unref();
   }
 
-  /** Called for every valid e2m/heartbeat: EVerest is on the broker (and subscribed) now. */
+  /** Called for every valid e2m/heartbeat; the second one says EVerest is on the broker and subscribed. */
   onHeartbeat(): void {
     if (this.#heard) return;
+    this.#beats += 1;
+    if (this.#beats < 2) return;
     this.#heard = true;
     // what was sent before EVerest was known to be there: the latest of each topic again
     const blind = [...this.#latest.values()].filter((e) => e.blind && e.delivered && !this.#queue.includes(e));

@@ -4,7 +4,8 @@
  */
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { startMosquitto, type Broker } from '../helpers/mosquitto.js';
 import { EverestSim } from '../helpers/everest.js';
 import { REPO_ROOT, spawnDaemon, startDaemon, tempDir } from '../helpers/daemon.js';
@@ -146,6 +147,27 @@ describe('delivery to EVerest', () => {
     } finally {
       await own.stop();
     }
+  });
+});
+
+describe('delivery waits until EVerest listens', () => {
+  test('an EVerest whose first heartbeat precedes its subscription still gets the statuses it missed', async () => {
+    const d = await startDaemon(wire(broker.url, { heartbeat: { timeoutMs: 5000 } }));
+    // a status produced before EVerest is heard: kept
+    const requester = await EverestSim.connect(broker.url);
+    await requester.request('upload_logs', { location: 'http://x/', request_id: 31 }, { noReplyTo: true });
+    await d.waitForLog((l) => l.msg === 'status' && l.log_status === 'Uploaded');
+    // EVerest coming back the way a reconnecting client can: a heartbeat queued while offline goes
+    // out before its subscriptions are restored
+    const everest = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
+    const seen: string[] = [];
+    everest.on('message', (_t, p) => seen.push(p.toString()));
+    await everest.publishAsync('everest_api/1/system/system_api/e2m/heartbeat', '7');
+    await d.waitForLog(/EVerest heartbeat seen/);
+    await everest.subscribeAsync('everest_api/1/system/system_api/m2e/log_status');
+    await everest.publishAsync('everest_api/1/system/system_api/e2m/heartbeat', '8');
+    await vi.waitFor(() => expect(seen.map((x) => JSON.parse(x).log_status)).toEqual(['Uploading', 'Uploaded']), { timeout: 5000 });
+    await everest.endAsync(true);
   });
 });
 
