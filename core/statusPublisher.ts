@@ -117,7 +117,7 @@ export class StatusPublisher {
       if (systemApiSchemas().status(p.topic, p.value)) continue;
       const entry: Entry = { topic: p.topic, value: p.value, final: true, delivered: false, seq: ++this.#seq };
       this.#queue.push(entry);
-      if (!this.#latest.has(p.topic)) this.#latest.set(p.topic, entry);
+      this.#latest.set(p.topic, entry);
     }
     if (this.#queue.length) this.#log.info({ count: this.#queue.length }, 'restored undelivered statuses');
   }
@@ -132,10 +132,18 @@ export class StatusPublisher {
       this.#log.error({ topic, value, reason: invalid, plugin: source }, 'dropping invalid status (EVerest would reject it)');
       return;
     }
+    this.#log.info({ topic, ...(value as object), plugin: source }, 'status');
+    // the same status again while the previous one of this topic is still undelivered (typically a
+    // status restored from the last run that a plugin reports again on start): EVerest gets it once
+    const pending = this.#latest.get(topic);
+    if (pending && !pending.delivered && this.#queue.includes(pending) && JSON.stringify(pending.value) === JSON.stringify(value)) {
+      pending.final = options.final ?? false;
+      this.flush();
+      return;
+    }
     const entry: Entry = { topic, value, final: options.final ?? false, delivered: false, seq: ++this.#seq };
     this.#latest.set(topic, entry);
     this.#queue.push(entry);
-    this.#log.info({ topic, ...(value as object), plugin: source }, 'status');
     this.flush();
   }
 

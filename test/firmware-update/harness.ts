@@ -3,7 +3,7 @@
  * the daemon (in-process or spawned) with the firmware-update plugin, and EverestSim playing
  * EVerest with a heartbeat. Everything is stopped when the test ends.
  */
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -87,6 +87,16 @@ export const pluginDir = (rig: Rig) => path.join(rig.stateDir, 'plugins', 'firmw
 export async function leftovers(rig: Rig): Promise<string[]> {
   const names = await fsp.readdir(pluginDir(rig)).catch(() => [] as string[]);
   return names.filter((n) => n.startsWith('image-') || n.startsWith('job'));
+}
+
+/**
+ * Resolves once the daemon has recorded that every status reached the broker (no undelivered
+ * statuses left in its state). A kill before that makes the next run send them again, which is
+ * right (at least once) but not what a test of another phase is about.
+ */
+export function allDelivered(rig: Rig): Promise<void> {
+  const file = path.join(rig.stateDir, 'core', 'pending-statuses.json');
+  return until(() => !existsSync(file), 10_000, 'the daemon to record delivery of its statuses');
 }
 
 /** Start the daemon in-process on the rig's state dir. */
