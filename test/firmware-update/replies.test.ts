@@ -98,11 +98,11 @@ describe('update_firmware replies', () => {
     const daemon = await runDaemon(rig);
     const img = serveImage(rig);
     expect(await rig.update({ location: img.url, request_id: 13 })).toBe('Accepted');
-    await rig.waitFw('Downloaded', 13);
-    const t0 = Date.now();
     await rig.waitFw('InstallationFailed', 13);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(800);
     expect(rig.names(13)).toEqual(['Downloading', 'Downloaded', 'InstallationFailed']);
-    await daemon.waitForLog(/did not arrive in time/);
+    // measured on the daemon's own clock: delivery to EVerest can lag on a loaded machine
+    const gaveUp = await daemon.waitForLog(/did not arrive in time/);
+    const downloaded = await daemon.waitForLog((l) => l.msg === 'status' && l.firmware_update_status === 'Downloaded');
+    expect(Date.parse(String(gaveUp.time)) - Date.parse(String(downloaded.time))).toBeGreaterThanOrEqual(950);
   });
 });
