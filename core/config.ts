@@ -4,10 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv, ErrorObject } from 'ajv';
 import { SystemClientError } from './errors.js';
 
 import { assetPath } from './assets.js';
+import { OPTIONS_VALIDATORS } from './generated/options-validators.js';
+import { schemaKey } from './schemaKey.js';
 
 const schema = JSON.parse(readFileSync(assetPath('core/config.schema.json'), 'utf8')) as Record<string, unknown>;
 
@@ -55,31 +57,34 @@ export interface Config {
 /** Input shape: every defaulted key optional. */
 export type ConfigInput = Record<string, unknown>;
 
-/**
- * One Ajv for the config and every plugin's and adapter's options: each instance compiles the
- * JSON Schema meta-schema on its first use, about 40 ms of start-up on a small board.
- */
-export const optionsAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+export type ValidateFunction = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
-const trusted = new WeakMap<object, ValidateFunction>();
-let trustedKeys = 0;
+const precompiled = OPTIONS_VALIDATORS as Record<string, ValidateFunction>;
+
 /**
- * Compiles a schema that ships with the daemon (the config schema, built-in plugins' and adapters'
- * options; the tests compile them all) without checking it against the meta-schema, which
- * start-up would otherwise compile just for them. Third-party schemas go through `optionsAjv.compile`.
+ * The validator of a schema that ships with the daemon (the config schema, built-in plugins' and
+ * adapters' options), compiled ahead of time by deploy/generate-validators.ts: no schema compiler
+ * runs at start-up. Undefined for a schema that was not compiled ahead of time.
  */
-export function compileTrustedSchema(s: object): ValidateFunction {
-  let fn = trusted.get(s);
-  if (!fn) {
-    const key = `trusted-schema-${++trustedKeys}`;
-    optionsAjv.addSchema(s, key, undefined, false);
-    fn = optionsAjv.getSchema(key)!;
-    trusted.set(s, fn);
-  }
-  return fn;
+export function builtInValidator(s: object): ValidateFunction | undefined {
+  return precompiled[schemaKey(s)];
 }
 
-const validate = compileTrustedSchema(schema);
+let runtimeAjv: Promise<Ajv> | undefined;
+/**
+ * Compiles a schema at run time (third-party plugins and adapters), with the same settings as
+ * the ahead-of-time validators; ajv is loaded on the first such schema.
+ */
+export async function compileSchema(s: object): Promise<ValidateFunction> {
+  runtimeAjv ??= import('ajv').then(({ Ajv }) => new Ajv({ allErrors: true, useDefaults: true, strict: false }));
+  return (await runtimeAjv).compile(s) as ValidateFunction;
+}
+
+const validate = (() => {
+  const fn = builtInValidator(schema);
+  if (!fn) throw new Error('core/config.schema.json changed since the validators were generated: run npm run generate');
+  return fn;
+})();
 
 export function formatAjvErrors(errors: ErrorObject[] | null | undefined, base = ''): string[] {
   return (errors ?? []).map((e) => {
