@@ -22,6 +22,8 @@ describe('firmware-update after kill -9', () => {
     const img = serveImage(rig, 600 * 1024, '/fw.bin', { throttleBytesPerSec: 300 * 1024 });
     const d = await spawnRigDaemon(rig, tempDir('fw-spawn-'));
     expect(await rig.update({ location: img.url, request_id: 21 })).toBe('Accepted');
+    await rig.waitFw('Downloading', 21);
+    await allDelivered(rig);
     await until(async () => (await imageBytes(pluginDir(rig))) >= 100 * 1024, 10_000, 'a part of the image on disk');
     d.kill('SIGKILL');
     await d.exited;
