@@ -1,15 +1,17 @@
 /**
  * Footprint of the daemon against its baseline, a bare mqtt.js client that only subscribes to the
  * e2m topics, publishes `communication_check true` every second and answers get_boot_reason
- * directly. Both run as child processes against one mosquitto (`set_tcp_nodelay true`, else
- * Nagle's delay hides everything else) in the same run:
+ * directly. The daemon is measured in both forms it ships in: built by tsc (dist/, what `npm start`
+ * runs) and bundled into one file (deploy/build-bundle.mjs, what a board runs; one file spares
+ * the module loader several hundred file lookups and reads at start-up). All run as child
+ * processes against one mosquitto (`set_tcp_nodelay true`, else Nagle's delay hides everything
+ * else) in the same run:
  *
  *   - start-up: spawn -> first m2e/communication_check seen by a subscriber (median of BENCH_STARTS)
  *   - idle: RSS and CPU time over BENCH_IDLE_S seconds (default 60) with EVerest's heartbeat at 1 Hz
  *   - round trip: get_boot_reason request -> reply, one at a time (BENCH_RTT requests each)
  *
- * The daemon runs from dist/ (built here with tsc first); if the build fails it runs through tsx,
- * and the result says which. Targets: idle RSS <= 1.3x, start-up <= 1.3x, round trip <= 1.2x.
+ * Both forms are built here first. Targets: idle RSS <= 1.3x, start-up <= 1.3x, round trip <= 1.2x.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,6 +52,11 @@ client.on('message', (topic, payload) => {
 process.on('SIGTERM', () => client.end(true, () => process.exit(0)));
 `;
 
+/** the baseline, the daemon as tsc builds it, the daemon as one bundled file */
+const KINDS = ['bare', 'dist', 'bundle'] as const;
+type Kind = (typeof KINDS)[number];
+type Form = Exclude<Kind, 'bare'>;
+
 interface Proc {
   child: ChildProcess;
   moduleId: string;
@@ -63,11 +70,15 @@ export default async function footprint(): Promise<Record<string, unknown>> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'bench-footprint-'));
   const procs = new Set<Proc>();
 
-  // build the daemon as it ships
+  // build the daemon in both shipped forms: tsc (dist/, what `npm start` runs) and the bundle
+  // (deploy/build-bundle.mjs, what a board runs)
   const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.json')], { cwd: ROOT, encoding: 'utf8' });
   const built = build.status === 0 && existsSync(path.join(ROOT, 'dist/core/cli.js'));
-  const daemonArgs = built ? [path.join(ROOT, 'dist/core/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'core/cli.ts')];
-  if (!built) process.stdout.write(`build failed, running the daemon through tsx:\n${build.stdout}${build.stderr}\n`);
+  if (!built) throw new Error(`tsc build failed:\n${build.stdout}${build.stderr}`);
+  const bundleDir = path.join(work, 'bundle');
+  const bundled = spawnSync(process.execPath, [path.join(ROOT, 'deploy/build-bundle.mjs'), '--outdir', bundleDir], { cwd: ROOT, encoding: 'utf8' });
+  if (bundled.status !== 0) throw new Error(`bundle build failed:\n${bundled.stdout}${bundled.stderr}`);
+  const daemonArgs: Record<Form, string[]> = { dist: [path.join(ROOT, 'dist/core/cli.js')], bundle: [path.join(bundleDir, 'bin/everest-system.mjs')] };
 
   const bareFile = path.join(work, 'bare-client.mjs');
   writeFileSync(bareFile, BARE(import.meta.resolve('mqtt')));
@@ -85,10 +96,10 @@ export default async function footprint(): Promise<Record<string, unknown>> {
   await watcher.subscribeAsync(['everest_api/1/system/+/m2e/communication_check', 'everest_api/1/system/+/m2e/reply/+'], { qos: 0 });
 
   let n = 0;
-  const launch = (kind: 'daemon' | 'bare'): { proc: Proc; spawnedAt: number } => {
+  const launch = (kind: Kind): { proc: Proc; spawnedAt: number } => {
     const moduleId = `bench_${kind}_${n++}`;
     let args: string[];
-    if (kind === 'daemon') {
+    if (kind !== 'bare') {
       const dir = mkdtempSync(path.join(work, 'daemon-'));
       const config = {
         moduleId,
@@ -97,7 +108,7 @@ export default async function footprint(): Promise<Record<string, unknown>> {
         adapters: { installer: { type: 'simulated' }, power: { type: 'simulated' }, clock: { type: 'simulated' }, logSources: [{ type: 'system-snapshot' }] },
       };
       writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-      args = [...daemonArgs, 'run', '--config', path.join(dir, 'config.json')];
+      args = [...daemonArgs[kind], 'run', '--config', path.join(dir, 'config.json')];
     } else {
       args = [bareFile, broker.url, moduleId];
     }
@@ -130,44 +141,40 @@ export default async function footprint(): Promise<Record<string, unknown>> {
   };
 
   try {
-    // --- start-up, alternating so drift hits both alike
-    const startup: Record<'daemon' | 'bare', number[]> = { daemon: [], bare: [] };
+    // --- start-up, alternating so drift hits all alike
+    const startup: Record<Kind, number[]> = { bare: [], dist: [], bundle: [] };
     for (let i = 0; i < starts; i++) {
-      for (const kind of ['bare', 'daemon'] as const) {
+      for (const kind of KINDS) {
         const { proc, spawnedAt } = launch(kind);
         startup[kind].push((await waitUp(proc)) - spawnedAt);
         await proc.stop();
       }
     }
 
-    // --- idle with heartbeat, both at once
-    const daemon = launch('daemon').proc;
-    const bare = launch('bare').proc;
-    await waitUp(daemon);
-    await waitUp(bare);
+    // --- idle with heartbeat, all at once
+    const running = Object.fromEntries(KINDS.map((k) => [k, launch(k).proc])) as Record<Kind, Proc>;
+    for (const k of KINDS) await waitUp(running[k]);
     const hbClient: MqttClient = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
     let counter = 0;
     const hb = setInterval(() => {
-      for (const p of [daemon, bare]) void hbClient.publishAsync(`everest_api/1/system/${p.moduleId}/e2m/heartbeat`, String(counter));
+      for (const k of KINDS) void hbClient.publishAsync(`everest_api/1/system/${running[k].moduleId}/e2m/heartbeat`, String(counter));
       counter++;
     }, 1000);
     await sleep(2000); // past start-up work
-    const cpu0 = { daemon: cpuMsOf(daemon.child.pid!)!, bare: cpuMsOf(bare.child.pid!)! };
-    const rssMax = { daemon: 0, bare: 0 };
+    const pid = (k: Kind) => running[k].child.pid!;
+    const cpu0 = Object.fromEntries(KINDS.map((k) => [k, cpuMsOf(pid(k))!])) as Record<Kind, number>;
+    const rssMax = { bare: 0, dist: 0, bundle: 0 };
     for (let s = 0; s < idleS; s++) {
       await sleep(1000);
-      rssMax.daemon = Math.max(rssMax.daemon, rssOf(daemon.child.pid!) ?? 0);
-      rssMax.bare = Math.max(rssMax.bare, rssOf(bare.child.pid!) ?? 0);
+      for (const k of KINDS) rssMax[k] = Math.max(rssMax[k], rssOf(pid(k)) ?? 0);
     }
-    const idle = {
-      daemon: { rssMB: mb(rssOf(daemon.child.pid!)), rssMaxMB: mb(rssMax.daemon), cpuMs: Math.round(cpuMsOf(daemon.child.pid!)! - cpu0.daemon) },
-      bare: { rssMB: mb(rssOf(bare.child.pid!)), rssMaxMB: mb(rssMax.bare), cpuMs: Math.round(cpuMsOf(bare.child.pid!)! - cpu0.bare) },
-    };
+    const idle = Object.fromEntries(
+      KINDS.map((k) => [k, { rssMB: mb(rssOf(pid(k))), rssMaxMB: mb(rssMax[k]), cpuMs: Math.round(cpuMsOf(pid(k))! - cpu0[k]) }]),
+    ) as Record<Kind, { rssMB: number; rssMaxMB: number; cpuMs: number }>;
 
-    // --- round trips, one at a time, in alternating blocks
-    const rtt: Record<string, number[]> = { [daemon.moduleId]: [], [bare.moduleId]: [] };
+    // --- round trips, one at a time, in rotating blocks
     const requester = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
-    const once = async (p: Proc, id: string, op = 'get_boot_reason') => {
+    const once = async (p: Proc, id: string, op: string) => {
       const got = new Promise<void>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`no reply from ${p.moduleId}`)), 5000);
         replies.set(id, () => {
@@ -184,37 +191,50 @@ export default async function footprint(): Promise<Record<string, unknown>> {
       await got;
       return performance.now() - t0;
     };
-    for (let i = 0; i < 100; i++) for (const p of [daemon, bare]) await once(p, `warm-${i}`); // JIT warm-up
-    for (let block = 0; block < rtts / 50; block++) {
-      for (const p of block % 2 ? [bare, daemon] : [daemon, bare]) {
-        for (let i = 0; i < 50; i++) rtt[p.moduleId]!.push(await once(p, `b${block}-${i}`));
+    const roundTrips = async (op: string, tag: string) => {
+      const times: Record<Kind, number[]> = { bare: [], dist: [], bundle: [] };
+      for (let i = 0; i < 100; i++) for (const k of KINDS) await once(running[k], `${tag}-warm-${i}`, op); // JIT warm-up
+      for (let block = 0; block < rtts / 50; block++) {
+        const order = [...KINDS.slice(block % KINDS.length), ...KINDS.slice(0, block % KINDS.length)];
+        for (const k of order) for (let i = 0; i < 50; i++) times[k].push(await once(running[k], `${tag}${block}-${i}`, op));
       }
-    }
+      const sum = Object.fromEntries(KINDS.map((k) => [k, latencySummary(times[k])])) as Record<Kind, ReturnType<typeof latencySummary>>;
+      return {
+        op,
+        ...sum,
+        medianRatio: { dist: ratio(sum.dist.p50, sum.bare.p50), bundle: ratio(sum.bundle.p50, sum.bare.p50) },
+        p99Ratio: { dist: ratio(sum.dist.p99, sum.bare.p99), bundle: ratio(sum.bundle.p99, sum.bare.p99) },
+        target: 1.2,
+      };
+    };
+    const rttBoot = await roundTrips('get_boot_reason', 'b');
     // the same with is_reset_allowed, whose handler does no file I/O: the core's own cost
-    const rttReset: Record<string, number[]> = { [daemon.moduleId]: [], [bare.moduleId]: [] };
-    for (let block = 0; block < rtts / 50; block++) {
-      for (const p of block % 2 ? [bare, daemon] : [daemon, bare]) {
-        for (let i = 0; i < 50; i++) rttReset[p.moduleId]!.push(await once(p, `r${block}-${i}`, 'is_reset_allowed'));
-      }
-    }
+    const rttReset = await roundTrips('is_reset_allowed', 'r');
     clearInterval(hb);
     await requester.endAsync(true);
     await hbClient.endAsync(true);
-    const rd = latencySummary(rtt[daemon.moduleId]!);
-    const rb = latencySummary(rtt[bare.moduleId]!);
-    const su = { daemon: Math.round(median(startup.daemon)), bare: Math.round(median(startup.bare)) };
+    const su = Object.fromEntries(KINDS.map((k) => [k, Math.round(median(startup[k]))])) as Record<Kind, number>;
 
     return {
-      daemonRunsFrom: built ? 'dist (tsc build)' : 'tsx (TypeScript sources)',
+      forms: { dist: 'tsc build in dist/ (npm start)', bundle: 'deploy/build-bundle.mjs, one esbuild file (what a board runs)' },
       broker: 'mosquitto, set_tcp_nodelay true',
-      startupMs: { daemon: su.daemon, bare: su.bare, ratio: ratio(su.daemon, su.bare), target: 1.3, runs: starts, all: { daemon: startup.daemon.map(Math.round), bare: startup.bare.map(Math.round) } },
-      idle: { seconds: idleS, heartbeatHz: 1, ...idle, rssRatio: ratio(idle.daemon.rssMB, idle.bare.rssMB), rssTarget: 1.3, cpuRatio: ratio(idle.daemon.cpuMs, Math.max(1, idle.bare.cpuMs)) },
-      roundTripMs: { op: 'get_boot_reason', daemon: rd, bare: rb, medianRatio: ratio(rd.p50, rb.p50), p99Ratio: ratio(rd.p99, rb.p99), target: 1.2 },
-      roundTripResetAllowedMs: (() => {
-        const d = latencySummary(rttReset[daemon.moduleId]!);
-        const b = latencySummary(rttReset[bare.moduleId]!);
-        return { op: 'is_reset_allowed', daemon: d, bare: b, medianRatio: ratio(d.p50, b.p50), p99Ratio: ratio(d.p99, b.p99), target: 1.2 };
-      })(),
+      startupMs: {
+        ...su,
+        ratio: { dist: ratio(su.dist, su.bare), bundle: ratio(su.bundle, su.bare) },
+        target: 1.3,
+        runs: starts,
+        all: Object.fromEntries(KINDS.map((k) => [k, startup[k].map(Math.round)])),
+      },
+      idle: {
+        seconds: idleS,
+        heartbeatHz: 1,
+        ...idle,
+        rssRatio: { dist: ratio(idle.dist.rssMB, idle.bare.rssMB), bundle: ratio(idle.bundle.rssMB, idle.bare.rssMB) },
+        rssTarget: 1.3,
+        cpuRatio: { dist: ratio(idle.dist.cpuMs, Math.max(1, idle.bare.cpuMs)), bundle: ratio(idle.bundle.cpuMs, Math.max(1, idle.bare.cpuMs)) },
+      },
+      roundTripMs: rttBoot,
+      roundTripResetAllowedMs: rttReset,
     };
   } finally {
     for (const p of [...procs]) await p.stop();
