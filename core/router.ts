@@ -59,6 +59,16 @@ export function nestedDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
+/**
+ * Requests that only ask (nothing changes): answered ones are logged at debug, so that a board
+ * polled for them does not spend its CPU on log lines. What changes state, and every failure, is
+ * logged at info or warn.
+ */
+const QUERIES: ReadonlySet<string> = new Set<RequestOp>(['is_reset_allowed', 'get_boot_reason']);
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> =>
+  v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+
 export class Router {
   readonly #o: RouterOptions;
   readonly #routes = new Map<Operation, Route>();
@@ -106,12 +116,15 @@ export class Router {
     const finish = (outcome: string, replyTopic: string | undefined, reply: unknown, extra: Record<string, unknown> = {}) => {
       const durationMs = Math.round((performance.now() - started) * 10) / 10;
       const line = { op, topic, outcome, reply, durationMs, ...extra };
-      if (outcome === 'ok') log.info(line, 'request');
-      else log.warn(line, 'request');
-      if (replyTopic !== undefined) {
-        return this.#o.publish(replyTopic, JSON.stringify(reply)).then(() => undefined);
-      }
-      return Promise.resolve();
+      const sent = replyTopic === undefined ? undefined : this.#o.publish(replyTopic, JSON.stringify(reply));
+      // the reply first (its socket write runs on the next tick), then the log line: a log write
+      // is tens of microseconds that EVerest need not wait for
+      setImmediate(() => {
+        if (outcome !== 'ok') log.warn(line, 'request');
+        else if (QUERIES.has(op)) log.debug(line, 'request');
+        else log.info(line, 'request');
+      });
+      return sent ? sent.then(() => undefined) : Promise.resolve();
     };
     const safe = SAFE_REPLIES[op];
 
@@ -157,35 +170,47 @@ export class Router {
 
     const meta: RequestMeta = { topic, replyTo: replyTopic, receivedAt: new Date() };
     const body = (message as { payload?: unknown }).payload;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<{ timeout: true }>((resolve) => {
-      timer = setTimeout(() => resolve({ timeout: true }), this.#o.requestTimeoutMs);
-    });
-    const call = (async () => ({ value: await route.handler(body as never, meta) }))();
-    let result: { value: unknown } | { timeout: true } | { error: Error };
+    let result: { value: unknown } | { timeout: true } | { error: Error } | undefined;
+    let answer: unknown;
     try {
-      result = await Promise.race([call, timeout]);
+      answer = route.handler(body as never, meta);
     } catch (err) {
       result = { error: err as Error };
-    } finally {
-      clearTimeout(timer);
     }
-    if ('timeout' in result) {
-      call.then(
-        (late) => log.warn({ op, plugin: route.plugin, late: late.value }, 'handler answered after the safe reply was sent; ignored'),
-        () => undefined,
-      );
-      return finish('timeout', replyTopic, safe, { plugin: route.plugin, reason: `handler did not answer within ${this.#o.requestTimeoutMs} ms` });
+    if (result === undefined && !isThenable(answer)) {
+      // answered at once: no timer, no race
+      result = { value: answer };
+    } else if (result === undefined) {
+      const call = Promise.resolve(answer).then((value) => ({ value }));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<{ timeout: true }>((resolve) => {
+        timer = setTimeout(() => resolve({ timeout: true }), this.#o.requestTimeoutMs);
+      });
+      try {
+        result = await Promise.race([call, timeout]);
+      } catch (err) {
+        result = { error: err as Error };
+      } finally {
+        clearTimeout(timer);
+      }
+      if ('timeout' in result) {
+        call.then(
+          (late) => log.warn({ op, plugin: route.plugin, late: late.value }, 'handler answered after the safe reply was sent; ignored'),
+          () => undefined,
+        );
+        return finish('timeout', replyTopic, safe, { plugin: route.plugin, reason: `handler did not answer within ${this.#o.requestTimeoutMs} ms` });
+      }
     }
     if ('error' in result) {
       log.error({ op, plugin: route.plugin, error: result.error.message, stack: result.error.stack }, 'handler failed');
       return finish('error', replyTopic, safe, { plugin: route.plugin, reason: result.error.message });
     }
-    const badReply = systemApiSchemas().reply(op, result.value);
+    const value = (result as { value: unknown }).value;
+    const badReply = systemApiSchemas().reply(op, value);
     if (badReply) {
-      return finish('error', replyTopic, safe, { plugin: route.plugin, reason: `handler reply is invalid (${badReply}): ${JSON.stringify(result.value)?.slice(0, 200)}` });
+      return finish('error', replyTopic, safe, { plugin: route.plugin, reason: `handler reply is invalid (${badReply}): ${JSON.stringify(value)?.slice(0, 200)}` });
     }
-    return finish('ok', replyTopic, result.value, { plugin: route.plugin });
+    return finish('ok', replyTopic, value, { plugin: route.plugin });
   }
 
   async #command(op: CommandOp, topic: string, payload: Buffer): Promise<void> {

@@ -23,6 +23,10 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
   readonly #options: IClientOptions;
   #client: MqttClient | undefined;
   #connected = false;
+  /** publishes waiting for their completion callback */
+  readonly #pending = new Map<number, { at: number; fail: () => void }>();
+  #publishSeq = 0;
+  #watchdog: NodeJS.Timeout | undefined;
   #firstConnect: Promise<void>;
   #resolveFirst!: () => void;
 
@@ -103,20 +107,45 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     }
     // a QoS 0 publish issued as the connection drops may never call back: never wait for
     // it longer than this, or shutdown and status delivery would hang behind it
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<Error>((resolve) => {
-      timer = setTimeout(() => resolve(new Error(`no completion within ${PUBLISH_TIMEOUT_MS} ms`)), PUBLISH_TIMEOUT_MS);
-    });
     try {
-      const outcome = await Promise.race([client.publishAsync(topic, payload, { qos: 0, retain: false }).then(() => undefined), timeout]);
-      if (outcome instanceof Error) throw outcome;
+      await new Promise<void>((resolve, reject) => {
+        const id = ++this.#publishSeq;
+        this.#pending.set(id, { at: Date.now(), fail: () => reject(new Error(`no completion within ${PUBLISH_TIMEOUT_MS} ms`)) });
+        this.#watchPending();
+        client.publish(topic, payload, { qos: 0, retain: false }, (err) => {
+          this.#pending.delete(id);
+          if (err) reject(err);
+          else resolve();
+        });
+      });
       return true;
     } catch (err) {
       this.#log.warn({ topic, error: (err as Error).message }, 'publish failed');
       return false;
-    } finally {
-      clearTimeout(timer);
     }
+  }
+
+  /**
+   * One timer for all publishes waiting for their completion (not one per publish: a reply is
+   * on the request path), running while any are pending and stopped one period after the last.
+   */
+  #watchPending(): void {
+    if (this.#watchdog) return;
+    let idle = false;
+    this.#watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const [id, p] of this.#pending) {
+        if (now - p.at < PUBLISH_TIMEOUT_MS) continue;
+        this.#pending.delete(id);
+        p.fail();
+      }
+      if (this.#pending.size) idle = false;
+      else if (idle) {
+        clearInterval(this.#watchdog);
+        this.#watchdog = undefined;
+      } else idle = true;
+    }, PUBLISH_TIMEOUT_MS / 4);
+    this.#watchdog.unref();
   }
 
   /**

@@ -115,7 +115,8 @@ export default class BootReasonPlugin implements Plugin {
     // Told already and nothing recorded: ApplicationReset, nothing to change, no need to queue.
     // A recorded reason seen here goes through the queue, where consume() hands it out once.
     if (this.#told && !(await this.#recordPending())) {
-      this.#ctx.log.info({ reason: 'ApplicationReset' }, 'boot reason ApplicationReset (EVerest asked again within the same kernel boot)');
+      // routine (the first answer of this boot was logged at info)
+      this.#ctx.log.debug({ reason: 'ApplicationReset' }, 'boot reason ApplicationReset (EVerest asked again within the same kernel boot)');
       return 'ApplicationReset';
     }
     const run = this.#queue.then(() => this.#answer());

@@ -123,7 +123,8 @@ export default class ResetPlugin implements Plugin {
       log.info({ type, objections }, `is_reset_allowed(${type}): refused: ${objections.join('; ')}`);
       return false;
     }
-    log.info({ type, action: this.#action(type) }, `is_reset_allowed(${type}): allowed`);
+    // the router logs the request and its answer; a refusal is logged above with its reasons
+    log.debug({ type, action: this.#action(type) }, `is_reset_allowed(${type}): allowed`);
     return true;
   }
 

@@ -5,7 +5,7 @@
  */
 import { API_VERSION, TOKENS, type Handlers, type Operation, type Plugin, type PluginContext } from '../../core/api.js';
 
-type Behaviour = 'normal' | 'throw' | 'hang' | 'invalid' | 'slow';
+type Behaviour = 'normal' | 'throw' | 'hang' | 'invalid' | 'slow' | 'throw-now' | 'answer-now';
 
 export default class WirePlugin implements Plugin {
   static readonly pluginName = 'wire-test';
@@ -17,7 +17,7 @@ export default class WirePlugin implements Plugin {
   static readonly optionsSchema = {
     type: 'object',
     properties: {
-      behaviour: { type: 'object', additionalProperties: { enum: ['normal', 'throw', 'hang', 'invalid', 'slow'] }, default: {} },
+      behaviour: { type: 'object', additionalProperties: { enum: ['normal', 'throw', 'hang', 'invalid', 'slow', 'throw-now', 'answer-now'] }, default: {} },
       startFails: { type: 'boolean', default: false },
     },
     additionalProperties: false,
@@ -64,7 +64,13 @@ export default class WirePlugin implements Plugin {
         this.#ctx.publish('log_status', { log_status: 'Uploaded', request_id: id }, { final: true });
         return reply;
       },
-      is_reset_allowed: (type) => this.#behave('is_reset_allowed', type !== 'Hard', 'yes'),
+      is_reset_allowed: (type) => {
+        // synchronous handlers: answered or thrown before any await
+        const b = (this.#ctx.options.behaviour as Record<string, Behaviour>).is_reset_allowed;
+        if (b === 'throw-now') throw new Error('is_reset_allowed failed on purpose, synchronously');
+        if (b === 'answer-now') return type !== 'Hard';
+        return this.#behave('is_reset_allowed', type !== 'Hard', 'yes');
+      },
       set_system_time: async (time) => {
         await this.#record('set_system_time', time);
         return this.#behave('set_system_time', true, 'true');

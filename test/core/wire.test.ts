@@ -181,6 +181,19 @@ describe('handlers that fail', () => {
     expect(d.logs.some((l) => l.outcome === 'error' && l.op === 'is_reset_allowed' && /invalid/.test(String(l.reason)))).toBe(true);
   });
 
+  test('a synchronous handler is answered at once, and one that throws before returning gets the safe reply', async () => {
+    const now = await startDaemon(wireConfig({}, { behaviour: { is_reset_allowed: 'answer-now' } }));
+    const ev = await EverestSim.connect(broker.url);
+    expect(await ev.request('is_reset_allowed', 'Soft')).toBe(true);
+    expect(await ev.request('is_reset_allowed', 'Hard')).toBe(false);
+    await now.stop();
+    const throwing = await startDaemon(wireConfig({}, { behaviour: { is_reset_allowed: 'throw-now' } }));
+    expect(await ev.request('is_reset_allowed', 'Soft')).toBe(false);
+    await throwing.waitForLog((l) => l.msg === 'request' && l.outcome === 'error' && /synchronously/.test(String(l.reason)));
+    // the daemon goes on answering
+    expect(await ev.request('get_boot_reason')).toBe('PowerUp');
+  });
+
   test('a plugin whose start fails is dropped; its operations get the safe reply', async () => {
     const d = await startDaemon(wireConfig({}, { startFails: true }));
     const ev = await EverestSim.connect(broker.url);
