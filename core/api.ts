@@ -129,6 +129,19 @@ export interface RequestMeta {
   replyTo?: string;
   /** when the message arrived */
   receivedAt: Date;
+  /**
+   * Aborted when the core gave up waiting (requestTimeoutMs) and sent the safe reply for this
+   * request: the handler's answer will be dropped, so it should not start anything.
+   */
+  signal: AbortSignal;
+  /**
+   * Call right before the first lasting side effect (starting an update, setting the clock,
+   * consuming a record). false: the safe reply was already sent, so do nothing and return.
+   * true: the core now waits for this handler's answer instead of sending the safe reply at the
+   * timeout (once more requestTimeoutMs at most). A handler that answers synchronously, or only
+   * reads, need not call it. For commands it always returns true.
+   */
+  commit(): boolean;
 }
 
 export type Handler<K extends Operation> = (

@@ -66,6 +66,9 @@ export function nestedDeeperThan(text: string, limit: number): boolean {
  */
 const QUERIES: ReadonlySet<string> = new Set<RequestOp>(['is_reset_allowed', 'get_boot_reason']);
 
+/** commands have no reply to give up on */
+const NEVER_ABORTED = new AbortController().signal;
+
 const isThenable = (v: unknown): v is PromiseLike<unknown> =>
   v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 
@@ -168,7 +171,19 @@ export class Router {
     const route = this.#routes.get(op);
     if (!route) return finish('unhandled', replyTopic, safe, { reason: 'no running plugin handles this operation' });
 
-    const meta: RequestMeta = { topic, replyTo: replyTopic, receivedAt: new Date() };
+    // open -> committed (the handler passed its point of no return) or timed-out (safe reply sent)
+    let state: 'open' | 'committed' | 'timed-out' = 'open';
+    const aborter = new AbortController();
+    const meta: RequestMeta = {
+      topic,
+      replyTo: replyTopic,
+      receivedAt: new Date(),
+      signal: aborter.signal,
+      commit: () => {
+        if (state === 'open') state = 'committed';
+        return state === 'committed';
+      },
+    };
     const body = (message as { payload?: unknown }).payload;
     let result: { value: unknown } | { timeout: true } | { error: Error } | undefined;
     let answer: unknown;
@@ -182,17 +197,33 @@ export class Router {
       result = { value: answer };
     } else if (result === undefined) {
       const call = Promise.resolve(answer).then((value) => ({ value }));
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<{ timeout: true }>((resolve) => {
-        timer = setTimeout(() => resolve({ timeout: true }), this.#o.requestTimeoutMs);
+      const timeoutMs = this.#o.requestTimeoutMs;
+      result = await new Promise<{ value: unknown } | { timeout: true } | { error: Error }>((resolve) => {
+        let extended = false;
+        // the state changes inside the timer callback, so a commit() after it sees timed-out
+        const fire = () => {
+          if (state === 'committed' && !extended) {
+            extended = true;
+            log.warn({ op, plugin: route.plugin, waitMs: timeoutMs }, 'handler committed to an answer it has not given yet; waiting once more');
+            timer = setTimeout(fire, timeoutMs);
+            return;
+          }
+          state = 'timed-out';
+          aborter.abort(new Error(`no answer within ${extended ? 2 * timeoutMs : timeoutMs} ms`));
+          resolve({ timeout: true });
+        };
+        let timer = setTimeout(fire, timeoutMs);
+        call.then(
+          (r) => {
+            clearTimeout(timer);
+            resolve(r);
+          },
+          (err: unknown) => {
+            clearTimeout(timer);
+            resolve({ error: err as Error });
+          },
+        );
       });
-      try {
-        result = await Promise.race([call, timeout]);
-      } catch (err) {
-        result = { error: err as Error };
-      } finally {
-        clearTimeout(timer);
-      }
       if ('timeout' in result) {
         call.then(
           (late) => log.warn({ op, plugin: route.plugin, late: late.value }, 'handler answered after the safe reply was sent; ignored'),
@@ -241,7 +272,7 @@ export class Router {
     const route = this.#routes.get(op);
     if (!route) return done('unhandled', { reason: 'no running plugin handles this operation' });
     try {
-      await route.handler(value as never, { topic, receivedAt: new Date() });
+      await route.handler(value as never, { topic, receivedAt: new Date(), signal: NEVER_ABORTED, commit: () => true });
       done('ok', { plugin: route.plugin });
     } catch (err) {
       log.error({ op, plugin: route.plugin, error: (err as Error).message, stack: (err as Error).stack }, 'handler failed');

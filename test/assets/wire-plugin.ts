@@ -3,9 +3,9 @@
  * `inject`) and loaded by path. It answers every operation; `options.behaviour` makes a
  * handler throw, hang or return an invalid reply; commands are recorded in its state.
  */
-import { API_VERSION, TOKENS, type Handlers, type Operation, type Plugin, type PluginContext } from '../../core/api.js';
+import { API_VERSION, TOKENS, type Handlers, type Operation, type Plugin, type PluginContext, type RequestMeta } from '../../core/api.js';
 
-type Behaviour = 'normal' | 'throw' | 'hang' | 'invalid' | 'slow' | 'throw-now' | 'answer-now';
+type Behaviour = 'normal' | 'throw' | 'hang' | 'invalid' | 'slow' | 'throw-now' | 'answer-now' | 'commit-then-slow' | 'commit-then-hang' | 'slow-then-commit';
 
 export default class WirePlugin implements Plugin {
   static readonly pluginName = 'wire-test';
@@ -17,7 +17,7 @@ export default class WirePlugin implements Plugin {
   static readonly optionsSchema = {
     type: 'object',
     properties: {
-      behaviour: { type: 'object', additionalProperties: { enum: ['normal', 'throw', 'hang', 'invalid', 'slow', 'throw-now', 'answer-now'] }, default: {} },
+      behaviour: { type: 'object', additionalProperties: { enum: ['normal', 'throw', 'hang', 'invalid', 'slow', 'throw-now', 'answer-now', 'commit-then-slow', 'commit-then-hang', 'slow-then-commit'] }, default: {} },
       startFails: { type: 'boolean', default: false },
     },
     additionalProperties: false,
@@ -34,8 +34,19 @@ export default class WirePlugin implements Plugin {
     if (this.#ctx.options.startFails) throw new Error('start failed on purpose');
   }
 
-  async #behave<T>(op: Operation, value: T, invalid: unknown): Promise<T> {
+  async #behave<T>(op: Operation, value: T, invalid: unknown, meta?: RequestMeta): Promise<T> {
     const b = ((this.#ctx.options.behaviour as Record<string, Behaviour>)[op] ?? 'normal') as Behaviour;
+    if (b === 'commit-then-slow' || b === 'commit-then-hang') {
+      await this.#record('commit', meta!.commit());
+      if (b === 'commit-then-hang') return new Promise<T>(() => undefined);
+      await new Promise((r) => setTimeout(r, 1500));
+      return value;
+    }
+    if (b === 'slow-then-commit') {
+      await new Promise((r) => setTimeout(r, 1500));
+      await this.#record('commit', { committed: meta!.commit(), aborted: meta!.signal.aborted });
+      return value;
+    }
     if (b === 'throw') throw new Error(`${op} failed on purpose`);
     if (b === 'hang') return new Promise<T>(() => undefined);
     if (b === 'invalid') return invalid as T;
@@ -50,9 +61,9 @@ export default class WirePlugin implements Plugin {
 
   handlers(): Handlers {
     return {
-      update_firmware: async (req) => {
+      update_firmware: async (req, meta) => {
         await this.#record('update_firmware', req);
-        const reply = await this.#behave('update_firmware', 'Accepted' as const, 'Maybe');
+        const reply = await this.#behave('update_firmware', 'Accepted' as const, 'Maybe', meta);
         this.#ctx.publish('firmware_update_status', { firmware_update_status: 'Downloading', request_id: req.request_id });
         return reply;
       },

@@ -194,6 +194,33 @@ describe('handlers that fail', () => {
     expect(await ev.request('get_boot_reason')).toBe('PowerUp');
   });
 
+  test('a handler that committed before the timeout gets its own answer sent, once more the timeout at most', async () => {
+    const d = await startDaemon(wireConfig({ requestTimeoutMs: 1000 }, { behaviour: { update_firmware: 'commit-then-slow' } }));
+    const ev = await EverestSim.connect(broker.url);
+    const t0 = Date.now();
+    expect(await ev.request('update_firmware', { location: 'http://x/fw.bin', request_id: 5 }, { timeoutMs: 5000 })).toBe('Accepted');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
+    expect(commands(d.stateDir)).toContainEqual({ op: 'commit', payload: true });
+    await d.waitForLog(/committed to an answer it has not given yet/);
+    expect(d.logs.some((l) => l.msg === 'request' && l.outcome === 'timeout')).toBe(false);
+  });
+
+  test('a committed handler that never answers gets the safe reply after twice the timeout', async () => {
+    const d = await startDaemon(wireConfig({ requestTimeoutMs: 500 }, { behaviour: { update_firmware: 'commit-then-hang' } }));
+    const ev = await EverestSim.connect(broker.url);
+    const t0 = Date.now();
+    expect(await ev.request('update_firmware', { location: 'http://x/fw.bin', request_id: 6 }, { timeoutMs: 5000 })).toBe('Rejected');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
+    await d.waitForLog((l) => l.msg === 'request' && l.outcome === 'timeout' && l.op === 'update_firmware');
+  });
+
+  test('once the safe reply is sent, a handler that wants to commit is told not to, and sees the abort', async () => {
+    const d = await startDaemon(wireConfig({ requestTimeoutMs: 1000 }, { behaviour: { update_firmware: 'slow-then-commit' } }));
+    const ev = await EverestSim.connect(broker.url);
+    expect(await ev.request('update_firmware', { location: 'http://x/fw.bin', request_id: 7 }, { timeoutMs: 5000 })).toBe('Rejected');
+    await vi.waitFor(() => expect(commands(d.stateDir)).toContainEqual({ op: 'commit', payload: { committed: false, aborted: true } }), { timeout: 5000 });
+  });
+
   test('a plugin whose start fails is dropped; its operations get the safe reply', async () => {
     const d = await startDaemon(wireConfig({}, { startFails: true }));
     const ev = await EverestSim.connect(broker.url);
