@@ -21,7 +21,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import { inject, injectable } from 'tsyringe';
-import { API_VERSION, BOOT_REASONS, TOKENS, type BootReason, type Handlers, type Plugin, type PluginContext } from '../../core/api.js';
+import { API_VERSION, BOOT_REASONS, TOKENS, type BootReason, type Handlers, type Plugin, type PluginContext, type RequestMeta } from '../../core/api.js';
 
 interface BootState {
   bootId: string;
@@ -75,7 +75,7 @@ export default class BootReasonPlugin implements Plugin {
   }
 
   handlers(): Handlers {
-    return { get_boot_reason: () => this.getBootReason() };
+    return { get_boot_reason: (_payload, meta) => this.getBootReason(meta) };
   }
 
   start(): Promise<void> {
@@ -110,7 +110,7 @@ export default class BootReasonPlugin implements Plugin {
     }
   }
 
-  async getBootReason(): Promise<BootReason> {
+  async getBootReason(meta?: Pick<RequestMeta, 'commit' | 'signal'>): Promise<BootReason> {
     await this.start();
     // Told already and nothing recorded: ApplicationReset, nothing to change, no need to queue.
     // A recorded reason seen here goes through the queue, where consume() hands it out once.
@@ -119,7 +119,7 @@ export default class BootReasonPlugin implements Plugin {
       this.#ctx.log.debug({ reason: 'ApplicationReset' }, 'boot reason ApplicationReset (EVerest asked again within the same kernel boot)');
       return 'ApplicationReset';
     }
-    const run = this.#queue.then(() => this.#answer());
+    const run = this.#queue.then(() => this.#answer(meta));
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -133,9 +133,14 @@ export default class BootReasonPlugin implements Plugin {
     }
   }
 
-  async #answer(): Promise<BootReason> {
+  async #answer(meta?: Pick<RequestMeta, 'commit' | 'signal'>): Promise<BootReason> {
     await this.start();
     const log = this.#ctx.log;
+    // the answer consumes the recorded reason: not for a request whose safe reply (Unknown) was sent
+    if (meta && !meta.commit()) {
+      log.warn('get_boot_reason: the safe reply (Unknown) was sent meanwhile; the recorded reason is kept for the next request');
+      return 'Unknown';
+    }
     let reason: BootReason | undefined;
     let why: string;
     try {

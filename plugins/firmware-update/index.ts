@@ -68,12 +68,12 @@ export default class FirmwareUpdatePlugin implements Plugin {
 
   handlers(): Handlers {
     return {
-      update_firmware: (payload) => {
+      update_firmware: (payload, meta) => {
         if (!this.updater) {
           this.ctx.log.warn('update_firmware before the plugin started; rejected');
           return 'Rejected';
         }
-        return this.updater.handleRequest(payload);
+        return this.updater.handleRequest(payload, meta);
       },
       allow_firmware_installation: () => {
         void this.updater?.handlePermission().catch((err: unknown) =>

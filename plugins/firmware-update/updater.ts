@@ -17,6 +17,7 @@ import type {
   InstallerAdapter,
   Logger,
   PowerAdapter,
+  RequestMeta,
   StateStore,
   UpdateFirmwareResponse,
 } from '../../core/api.js';
@@ -135,8 +136,16 @@ export class FirmwareUpdater {
   // entry points
   // -------------------------------------------------------------------------------------------
 
-  handleRequest(payload: unknown): Promise<UpdateFirmwareResponse> {
-    return this.serial(() => this.accept(payload));
+  /**
+   * Answers update_firmware. What needs no state (the request, its location, its certificate) is
+   * checked at once; the rest waits its turn behind earlier requests. `meta.commit()` is called
+   * right before the update is started, so an update is never started for a request whose safe
+   * reply (Rejected) the core has already sent.
+   */
+  handleRequest(payload: unknown, meta?: Pick<RequestMeta, 'commit' | 'signal'>): UpdateFirmwareResponse | Promise<UpdateFirmwareResponse> {
+    const checked = this.check(payload);
+    if (typeof checked === 'string') return checked;
+    return this.serial(() => this.accept(checked, meta));
   }
 
   handlePermission(): Promise<void> {
@@ -232,7 +241,8 @@ export class FirmwareUpdater {
   // accepting a request
   // -------------------------------------------------------------------------------------------
 
-  private async accept(payload: unknown): Promise<UpdateFirmwareResponse> {
+  /** The checks that need no state: the request, or the reply that refuses it. */
+  private check(payload: unknown): ValidRequest | UpdateFirmwareResponse {
     const { options, log } = this.d;
     const checked = checkRequest(payload, {
       allowedSchemes: options.allowedSchemes,
@@ -258,6 +268,16 @@ export class FirmwareUpdater {
       }
     } else if (options.requireSignature) {
       rlog.warn('update_firmware rejected: unsigned update but requireSignature is set');
+      return 'Rejected';
+    }
+    return req;
+  }
+
+  private async accept(req: ValidRequest, meta?: Pick<RequestMeta, 'commit' | 'signal'>): Promise<UpdateFirmwareResponse> {
+    const { options, log } = this.d;
+    const rlog = log.child({ requestId: req.requestId });
+    if (meta?.signal.aborted) {
+      rlog.warn('update_firmware: its turn came after the safe reply (Rejected) was sent; not started');
       return 'Rejected';
     }
     if (this.stopping) {
@@ -291,14 +311,19 @@ export class FirmwareUpdater {
       return 'Rejected';
     }
 
+    // the point of no return: from here the running update is cancelled and the new one starts
+    if (meta && !meta.commit()) {
+      rlog.warn('update_firmware: the safe reply (Rejected) was sent meanwhile; not started');
+      return 'Rejected';
+    }
     let reply: UpdateFirmwareResponse = 'Accepted';
+    let previous: Promise<void> | undefined;
     if (cur) {
       rlog.info({ cancelled: cur.job.requestId, phase: cur.job.phase }, 'cancelling the running update for the new request');
       cur.ctl.abort(CANCEL);
       this.active = undefined;
       reply = 'AcceptedCanceled';
-      // the old runner stops promptly (its download is aborted); do not hold the reply for long
-      await Promise.race([cur.done, new Promise((r) => setTimeout(r, 2000).unref())]);
+      previous = cur.done;
     }
     const job = newJob(req);
     const a = this.adopt(job);
@@ -309,7 +334,9 @@ export class FirmwareUpdater {
     );
     if (job.phase === 'download-scheduled') this.publish(a, 'DownloadScheduled');
     else this.publish(a, 'Downloading');
-    this.launch(a);
+    // the cancelled runner stops promptly (its download is aborted); the new one starts once it
+    // has, or after 2 s at most, and the reply does not wait for either
+    this.launch(a, previous && Promise.race([previous, new Promise<void>((r) => setTimeout(r, 2000).unref())]));
     return reply;
   }
 
@@ -323,8 +350,8 @@ export class FirmwareUpdater {
     return a;
   }
 
-  private launch(a: Active): void {
-    a.done = this.run(a).catch(async (err: unknown) => {
+  private launch(a: Active, after?: Promise<void>): void {
+    a.done = (after ? after.then(() => this.run(a)) : this.run(a)).catch(async (err: unknown) => {
       this.d.log.error({ requestId: a.job.requestId, phase: a.job.phase, err: String(err) }, 'firmware update failed unexpectedly');
       if (!a.ctl.signal.aborted && this.active === a) {
         await this.finish(a, a.job.phase === 'downloading' ? 'DownloadFailed' : 'InstallationFailed').catch(() => undefined);

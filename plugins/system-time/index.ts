@@ -9,7 +9,7 @@
  * adapter failed.
  */
 import { inject, injectable } from 'tsyringe';
-import { API_VERSION, TOKENS, type ClockAdapter, type Handlers, type Plugin, type PluginContext } from '../../core/api.js';
+import { API_VERSION, TOKENS, type ClockAdapter, type Handlers, type Plugin, type PluginContext, type RequestMeta } from '../../core/api.js';
 import { parseRfc3339 } from './rfc3339.js';
 
 const TWENTY_YEARS_S = 20 * 365.25 * 86_400;
@@ -72,22 +72,34 @@ export default class SystemTimePlugin implements Plugin {
   }
 
   handlers(): Handlers {
-    return { set_system_time: (time) => this.setSystemTime(time) };
+    return { set_system_time: (time, meta) => this.setSystemTime(time, meta) };
   }
 
-  setSystemTime(time: unknown): Promise<boolean> {
-    const run = this.#queue.then(() => this.#set(time));
+  /**
+   * Sets the clock, one request at a time. A malformed time is refused at once. A request that
+   * waited behind others is applied as the CSMS's time plus the wait, and not at all when the
+   * core has meanwhile sent its safe reply (false) for it.
+   */
+  setSystemTime(text: unknown, meta?: Pick<RequestMeta, 'commit' | 'signal'>): boolean | Promise<boolean> {
+    const arrived = performance.now();
+    const time = parseRfc3339(text);
+    if (!time) {
+      this.#ctx.log.warn({ time: text }, `set_system_time refused: not an RFC 3339 date-time: ${JSON.stringify(text)?.slice(0, 80)}`);
+      return false;
+    }
+    const run = this.#queue.then(() => this.#set(text as string, time, arrived, meta));
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
-  async #set(text: unknown): Promise<boolean> {
+  async #set(text: string, received: Date, arrived: number, meta?: Pick<RequestMeta, 'commit' | 'signal'>): Promise<boolean> {
     const log = this.#ctx.log;
-    const time = parseRfc3339(text);
-    if (!time) {
-      log.warn({ time: text }, `set_system_time refused: not an RFC 3339 date-time: ${JSON.stringify(text)?.slice(0, 80)}`);
+    if (meta?.signal.aborted) {
+      log.warn({ time: text }, 'set_system_time: its turn came after the safe reply (false) was sent; clock left alone');
       return false;
     }
+    // the CSMS's time was current when the request arrived
+    let time = new Date(received.getTime() + (performance.now() - arrived));
     if (time < this.#notBefore) {
       log.warn({ time: text, notBefore: this.#notBefore.toISOString() }, `set_system_time refused: ${text} is before ${this.#notBefore.toISOString()}`);
       return false;
@@ -114,6 +126,11 @@ export default class SystemTimePlugin implements Plugin {
         return true;
       }
     }
+    if (meta && !meta.commit()) {
+      log.warn({ time: text }, 'set_system_time: the safe reply (false) was sent meanwhile; clock left alone');
+      return false;
+    }
+    time = new Date(received.getTime() + (performance.now() - arrived));
     try {
       await this.#clock.setTime(time);
     } catch (err) {

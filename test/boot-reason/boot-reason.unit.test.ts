@@ -45,6 +45,18 @@ describe('boot-reason plugin (unit)', () => {
     expect(await plugin.getBootReason()).toBe('ApplicationReset');
   });
 
+  it('keeps a recorded reason when the core already sent Unknown for the request', async () => {
+    const bootReason = new FakeBootReason();
+    const { plugin } = run(new MemoryState(), bootReason);
+    await bootReason.record('RemoteReset');
+    const gaveUp = new AbortController();
+    gaveUp.abort();
+    expect(await plugin.getBootReason({ signal: gaveUp.signal, commit: () => false })).toBe('Unknown');
+    expect(bootReason.record_?.reason).toBe('RemoteReset');
+    expect(await plugin.getBootReason({ signal: new AbortController().signal, commit: () => true })).toBe('RemoteReset');
+    expect(bootReason.record_).toBeUndefined();
+  });
+
   it('across daemon runs: same boot id -> ApplicationReset, new boot id -> PowerUp', async () => {
     const state = new MemoryState();
     const first = run(state);

@@ -105,4 +105,23 @@ describe('update_firmware replies', () => {
     const downloaded = await daemon.waitForLog((l) => l.msg === 'status' && l.firmware_update_status === 'Downloaded');
     expect(Date.parse(String(gaveUp.time)) - Date.parse(String(downloaded.time))).toBeGreaterThanOrEqual(950);
   });
+
+  it('a burst of requests under a short timeout: one answered Rejected never runs, the last one accepted does', async () => {
+    const rig = await startRig({ options: { installPermission: 'proceed' } });
+    const daemon = await runDaemon(rig, { requestTimeoutMs: 50 });
+    const img = serveImage(rig, 256 * 1024, '/fw.bin', { throttleBytesPerSec: 512 * 1024 });
+    const ids = Array.from({ length: 30 }, (_, i) => 100 + i);
+    // published in order on one connection, so they reach the daemon in this order
+    const replies = await Promise.all(ids.map((id) => rig.update({ location: img.url, request_id: id })));
+    const accepted = ids.filter((_, i) => replies[i] !== 'Rejected');
+    const rejected = ids.filter((_, i) => replies[i] === 'Rejected');
+    process.stdout.write(`burst: ${accepted.length} accepted, ${rejected.length} got the safe reply\n`);
+    expect(accepted.length).toBeGreaterThan(0);
+    const last = accepted.at(-1)!;
+    await rig.waitFw('Installed', last, 30_000);
+    for (const id of rejected) expect(rig.names(id), `request ${id} was answered Rejected`).toEqual([]);
+    expect(replies.filter((r) => r !== 'Rejected').slice(1).every((r) => r === 'AcceptedCanceled')).toBe(true);
+    for (const id of accepted.slice(0, -1)) expect(rig.names(id)).not.toContain('Installed');
+    expect(daemon.logs.filter((l) => /not started/.test(String(l.msg))).length).toBe(rejected.length);
+  });
 });

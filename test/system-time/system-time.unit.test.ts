@@ -52,7 +52,41 @@ describe('system-time plugin (unit)', () => {
     const { clock, plugin } = setup();
     const t = ahead(3600);
     expect(await plugin.setSystemTime(t.toISOString())).toBe(true);
-    expect(clock.set).toEqual([t.toISOString()]);
+    expect(clock.set).toHaveLength(1);
+    // the CSMS's time plus the moments the request took to get here
+    expect(Date.parse(clock.set[0]!) - t.getTime()).toBeGreaterThanOrEqual(0);
+    expect(Date.parse(clock.set[0]!) - t.getTime()).toBeLessThan(100);
+  });
+
+  it('a request that waited behind a slow one is applied with its wait added', async () => {
+    const { clock, plugin } = setup();
+    const slow = clock.setTime.bind(clock);
+    let first = true;
+    clock.setTime = async (time: Date) => {
+      if (first) {
+        first = false;
+        await new Promise((r) => setTimeout(r, 400));
+      }
+      return slow(time);
+    };
+    const t = ahead(3600);
+    const [a, b] = await Promise.all([plugin.setSystemTime(t.toISOString()), plugin.setSystemTime(t.toISOString())]);
+    expect([a, b]).toEqual([true, true]);
+    const waited = Date.parse(clock.set[1]!) - t.getTime();
+    expect(waited).toBeGreaterThanOrEqual(380);
+    expect(waited).toBeLessThan(2000);
+  });
+
+  it('does not touch the clock for a request whose safe reply the core already sent', async () => {
+    const { ctx, clock, plugin } = setup();
+    const gaveUp = new AbortController();
+    gaveUp.abort();
+    expect(await plugin.setSystemTime(ahead(60).toISOString(), { signal: gaveUp.signal, commit: () => false })).toBe(false);
+    expect(await plugin.setSystemTime(ahead(60).toISOString(), { signal: new AbortController().signal, commit: () => false })).toBe(false);
+    expect(clock.set).toEqual([]);
+    expect(ctx.lines.filter((l) => /clock left alone/.test(l.msg ?? ''))).toHaveLength(2);
+    expect(await plugin.setSystemTime(ahead(60).toISOString(), { signal: new AbortController().signal, commit: () => true })).toBe(true);
+    expect(clock.set).toHaveLength(1);
   });
 
   it('replies false without touching the clock for bad or extreme times', async () => {
