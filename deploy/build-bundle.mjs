@@ -4,7 +4,7 @@
  * run time, laid out like the package so core/assets.ts finds them next to the bundle:
  *
  *   <out>/bin/everest-system.mjs     the daemon, every built-in plugin and adapter (esbuild)
- *   <out>/spec/system_API.yaml       message schemas (read at start-up)
+ *   <out>/spec/system_API.yaml       the message contract (validators are compiled in; marks the root)
  *   <out>/core/config.schema.json    config schema (read at start-up)
  *   <out>/package.json               name, version, "type": "module", bin; dependencies only if
  *                                    something had to stay out of the bundle
