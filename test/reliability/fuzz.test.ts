@@ -19,11 +19,12 @@
  * whichever is larger. Messages of 1 MiB+ pass through mqtt.js and V8 keeps some heap it grew
  * into; a leak of per-message state over 10,000 messages would show well beyond that.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import mqtt from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { systemApiSchemas } from '../../core/schemas.js';
-import { spawnDaemon } from '../helpers/daemon.js';
+import { REPO_ROOT, spawnDaemon } from '../helpers/daemon.js';
 import { EverestSim } from '../helpers/everest.js';
 import { freePort, startMosquitto } from '../helpers/mosquitto.js';
 import { FuzzGenerator, type FuzzMessage } from './fuzz-gen.js';
@@ -49,6 +50,13 @@ describe('fuzz: hostile e2m messages', () => {
     const broker = await startMosquitto({ extraConfig: ['set_tcp_nodelay true', 'max_queued_messages 0', 'max_queued_bytes 0'] });
     try {
       const closedPorts = await Promise.all([freePort(), freePort(), freePort()]);
+      // the environment the systemd unit gives the daemon (deploy/everest-system.service)
+      const unitEnv = Object.fromEntries(
+        readFileSync(path.join(REPO_ROOT, 'deploy', 'everest-system.service'), 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('Environment='))
+          .map((l) => l.slice('Environment='.length).split('=', 2) as [string, string]),
+      );
       const daemon = await spawnDaemon({
         moduleId: MODULE,
         mqtt: { url: broker.url },
@@ -57,7 +65,7 @@ describe('fuzz: hostile e2m messages', () => {
         // safe reply at this timeout; how often that happened is printed per operation)
         requestTimeoutMs: REQUEST_TIMEOUT_MS,
         adapters: { installer: { type: 'simulated' }, power: { type: 'simulated' }, clock: { type: 'simulated' }, logSources: [{ type: 'system-snapshot' }] },
-      });
+      }, { env: unitEnv });
       await daemon.waitForLog(/listening for EVerest requests/);
       const pid = daemon.child.pid!;
 

@@ -60,6 +60,10 @@ describe('systemd unit', () => {
     expect(profile.stateDir).toBe(`/var/lib/${one('StateDirectory')}`);
   });
 
+  it('maps large buffers on their own so freed memory goes back to the system (the fuzz runs with it)', () => {
+    expect(unit.Service!.Environment).toContain('MALLOC_MMAP_THRESHOLD_=131072');
+  });
+
   it('hardening leaves installing, rebooting and setting the clock possible', () => {
     expect(one('NoNewPrivileges')).toBe('yes');
     expect(one('PrivateTmp')).toBe('yes');
