@@ -229,7 +229,7 @@ export class Router {
           (late) => log.warn({ op, plugin: route.plugin, late: late.value }, 'handler answered after the safe reply was sent; ignored'),
           () => undefined,
         );
-        return finish('timeout', replyTopic, safe, { plugin: route.plugin, reason: `handler did not answer within ${this.#o.requestTimeoutMs} ms` });
+        return finish('timeout', replyTopic, safe, { plugin: route.plugin, reason: `handler did not answer: ${(aborter.signal.reason as Error).message}` });
       }
     }
     if ('error' in result) {

@@ -211,7 +211,7 @@ describe('handlers that fail', () => {
     const t0 = Date.now();
     expect(await ev.request('update_firmware', { location: 'http://x/fw.bin', request_id: 6 }, { timeoutMs: 5000 })).toBe('Rejected');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
-    await d.waitForLog((l) => l.msg === 'request' && l.outcome === 'timeout' && l.op === 'update_firmware');
+    await d.waitForLog((l) => l.msg === 'request' && l.outcome === 'timeout' && l.op === 'update_firmware' && /no answer within 1000 ms/.test(String(l.reason)));
   });
 
   test('once the safe reply is sent, a handler that wants to commit is told not to, and sees the abort', async () => {
