@@ -40,6 +40,9 @@ export interface RouteFaults {
   delayMs?: number;
   /** require HTTP basic auth; 401 otherwise */
   auth?: { user: string; password: string };
+  /** answer with a redirect to this location (absolute or relative), status 302 unless given */
+  redirectTo?: string;
+  redirectStatus?: number;
   /** answer 200 with the full body even when a Range is asked for */
   ignoreRange?: boolean;
   /** send no Content-Length (chunked encoding), so the size is unknown until the end */
@@ -211,6 +214,12 @@ export async function startHttpServer(opts: HttpServerOptions = {}): Promise<Tes
         res.end('unauthorized');
         return;
       }
+    }
+    if (faults.redirectTo) {
+      req.resume();
+      res.writeHead(faults.redirectStatus ?? 302, { location: faults.redirectTo, 'content-type': 'text/plain' });
+      res.end('moved');
+      return;
     }
     if (faults.failStatus && n <= (faults.failCount ?? 1)) {
       req.resume();

@@ -196,6 +196,42 @@ describe('download over HTTP', () => {
     expect(srv.requests).toHaveLength(2); // permission-denied is not retried
   });
 
+  it('follows redirects (presigned-URL style); credentials go along to the same origin only', async () => {
+    const body = randomBytes(50_000);
+    const a = await http();
+    const b = await http();
+    // same origin, relative Location: the credentials stay
+    a.route('/latest.bin', { redirectTo: '/store/fw-2.bin', redirectStatus: 301 });
+    a.serve('/store/fw-2.bin', body, { auth: { user: 'op', password: 'secret' } });
+    const dest = path.join(await tmp(), 'fw.bin');
+    expect(await run(`http://op:secret@127.0.0.1:${a.port}/latest.bin`, dest).result).toMatchObject({ ok: true, sha256: sha(body) });
+    await expectFileBytes(dest, body);
+    // another origin: the credentials are not sent there
+    a.route('/cdn.bin', { redirectTo: `${b.url}/objects/fw.bin?sig=abc`, redirectStatus: 307 });
+    b.serve('/objects/fw.bin', body);
+    const dest2 = path.join(await tmp(), 'fw.bin');
+    expect(await run(`http://op:secret@127.0.0.1:${a.port}/cdn.bin`, dest2).result).toMatchObject({ ok: true, sha256: sha(body) });
+    expect(b.requestsTo('/objects/fw.bin')).toHaveLength(1);
+    expect(b.requestsTo('/objects/fw.bin')[0]!.headers.authorization).toBeUndefined();
+    expect(b.requestsTo('/objects/fw.bin')[0]!.url).toBe('/objects/fw.bin?sig=abc');
+  });
+
+  it('refuses a redirect to another scheme and stops a redirect loop, writing nothing', async () => {
+    const srv = await http();
+    srv.route('/to-file.bin', { redirectTo: 'file:///etc/passwd' });
+    srv.route('/loop.bin', { redirectTo: '/loop.bin' });
+    const dir = await tmp();
+    const toFile = await run(`${srv.url}/to-file.bin`, path.join(dir, 'a.bin'), { attempts: 3 }).result;
+    expect(toFile).toMatchObject({ ok: false, failure: 'protocol', bytes: 0 });
+    if (!toFile.ok) expect(toFile.reason).toMatch(/unsupported scheme file:/);
+    expect(srv.requestsTo('/to-file.bin')).toHaveLength(1); // final: not retried
+    const loop = await run(`${srv.url}/loop.bin`, path.join(dir, 'b.bin')).result;
+    expect(loop).toMatchObject({ ok: false, failure: 'protocol', bytes: 0 });
+    if (!loop.ok) expect(loop.reason).toMatch(/too many redirects/);
+    expect(srv.requestsTo('/loop.bin')).toHaveLength(6); // the first request and 5 redirects
+    expect((await fsp.readdir(dir)).filter((f) => !f.startsWith('.'))).toEqual([]);
+  });
+
   it('classifies 403 as permission-denied and 404 as not-found, without retrying', async () => {
     const srv = await http();
     srv.serve('/secret.bin', randomBytes(10), { failStatus: 403, failCount: Infinity });
