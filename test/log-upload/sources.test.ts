@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -164,7 +165,11 @@ describe('system-snapshot source', () => {
     expect(snap.versions.node).toBe(process.versions.node);
     expect(snap.memory.total).toBe(os.totalmem());
     expect(snap.window.since).toBe(at(0).toISOString());
-    expect(Array.isArray(snap.network)).toBe(true);
+    // the interfaces as the kernel reports them (read without running a program)
+    const lo = (snap.network as { iface: string; mtu?: number; addresses: { address: string }[] }[]).find((n) => n.iface === 'lo');
+    expect(lo?.addresses.map((a) => a.address)).toContain('127.0.0.1');
+    expect(lo?.mtu).toBe(Number(readFileSync('/sys/class/net/lo/mtu', 'utf8')));
+    expect((snap.network as { iface: string }[]).map((n) => n.iface).sort()).toEqual(readdirSync('/sys/class/net').sort());
     expect(snap.uptimeSeconds).toBeGreaterThan(0);
   });
 
