@@ -59,13 +59,6 @@ export function nestedDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
-/**
- * Requests that only ask (nothing changes): answered ones are logged at debug, so that a board
- * polled for them does not spend its CPU on log lines. What changes state, and every failure, is
- * logged at info or warn.
- */
-const QUERIES: ReadonlySet<string> = new Set<RequestOp>(['is_reset_allowed', 'get_boot_reason']);
-
 /** commands have no reply to give up on */
 const NEVER_ABORTED = new AbortController().signal;
 
@@ -122,10 +115,10 @@ export class Router {
       const sent = replyTopic === undefined ? undefined : this.#o.publish(replyTopic, JSON.stringify(reply));
       // the reply first (its socket write runs on the next tick), then the log line: a log write
       // is tens of microseconds that EVerest need not wait for
+      // one line per request, with its topic, outcome and duration
       setImmediate(() => {
-        if (outcome !== 'ok') log.warn(line, 'request');
-        else if (QUERIES.has(op)) log.debug(line, 'request');
-        else log.info(line, 'request');
+        if (outcome === 'ok') log.info(line, 'request');
+        else log.warn(line, 'request');
       });
       return sent ? sent.then(() => undefined) : Promise.resolve();
     };
