@@ -77,8 +77,8 @@ export default class SystemTimePlugin implements Plugin {
 
   /**
    * Sets the clock, one request at a time. A malformed time is refused at once. A request that
-   * waited behind others is applied as the CSMS's time plus the wait, and not at all when the
-   * core has meanwhile sent its safe reply (false) for it.
+   * waited behind others for longer than minStepS is applied as the CSMS's time plus the wait,
+   * and none is applied once the core has sent its safe reply (false) for it.
    */
   setSystemTime(text: unknown, meta?: Pick<RequestMeta, 'commit' | 'signal'>): boolean | Promise<boolean> {
     const arrived = performance.now();
@@ -98,8 +98,14 @@ export default class SystemTimePlugin implements Plugin {
       log.warn({ time: text }, 'set_system_time: its turn came after the safe reply (false) was sent; clock left alone');
       return false;
     }
-    // the CSMS's time was current when the request arrived
-    let time = new Date(received.getTime() + (performance.now() - arrived));
+    // The CSMS's time was current when the request arrived. A wait behind other requests longer
+    // than minStepS (what this plugin treats as worth stepping the clock for) is added to it;
+    // a shorter one is within that tolerance and the time is applied as given.
+    const sinceArrival = () => {
+      const waited = performance.now() - arrived;
+      return waited > this.#minStepMs ? waited : 0;
+    };
+    let time = new Date(received.getTime() + sinceArrival());
     if (time < this.#notBefore) {
       log.warn({ time: text, notBefore: this.#notBefore.toISOString() }, `set_system_time refused: ${text} is before ${this.#notBefore.toISOString()}`);
       return false;
@@ -130,7 +136,7 @@ export default class SystemTimePlugin implements Plugin {
       log.warn({ time: text }, 'set_system_time: the safe reply (false) was sent meanwhile; clock left alone');
       return false;
     }
-    time = new Date(received.getTime() + (performance.now() - arrived));
+    time = new Date(received.getTime() + sinceArrival());
     try {
       await this.#clock.setTime(time);
     } catch (err) {
