@@ -67,6 +67,10 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Br
     );
     const proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
+    // a test process that ends without stopping its broker (a crashed or killed worker) takes it along
+    const killOnExit = () => proc.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    proc.once('exit', () => process.off('exit', killOnExit));
     const ready = await new Promise<boolean>((resolve, reject) => {
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
