@@ -5,15 +5,11 @@
  */
 import type { ErrorObject } from 'ajv';
 import type { Operation, StatusTopic } from './api.js';
-import { assetPath } from './assets.js';
+import type { ValidateFunction } from './config.js';
 import { MESSAGE_VALIDATORS } from './generated/message-validators.js';
 import { INBOUND_MESSAGE, REPLY_MESSAGE, STATUS_MESSAGE } from './specMessages.js';
 
-export const SPEC_PATH = assetPath('spec/system_API.yaml');
-
 export type Validator = (value: unknown) => string | undefined;
-
-type ValidateFunction = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
 function describe(errors: ErrorObject[] | null | undefined): string {
   if (!errors?.length) return 'invalid';

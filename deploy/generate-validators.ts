@@ -88,7 +88,8 @@ export const MESSAGE_VALIDATORS = { ${USED_MESSAGES.join(', ')} };
 `;
 }
 
-export async function optionsValidatorsSource(): Promise<string> {
+/** Every schema that ships with the daemon and is validated at run time, by a readable name. */
+export async function builtInSchemas(): Promise<[string, object][]> {
   const schemas: [string, object][] = [['config', JSON.parse(readFileSync(path.join(ROOT, 'core', 'config.schema.json'), 'utf8')) as object]];
   for (const [name, load] of Object.entries(BUILTIN_PLUGINS)) {
     const s = (await load()).default.optionsSchema;
@@ -100,6 +101,11 @@ export async function optionsValidatorsSource(): Promise<string> {
       if (s) schemas.push([`${slot} ${type}`, s]);
     }
   }
+  return schemas;
+}
+
+export async function optionsValidatorsSource(): Promise<string> {
+  const schemas = await builtInSchemas();
   // the same settings as the run-time compiler for third-party schemas (core/config.ts)
   const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, code: { source: true, esm: true } });
   const refs: Record<string, string> = {};
