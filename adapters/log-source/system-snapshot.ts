@@ -1,52 +1,61 @@
 /**
  * system-snapshot log source: one JSON file describing the board at collection time (OS, kernel,
- * uptime, load, memory, disks, network interfaces, program versions), through `systeminformation`.
- * Each probe has a time limit; a probe that fails or times out is reported in the file.
+ * board, clock, uptime, load, CPU, memory, disks, network interfaces, program versions).
+ *
+ * Nothing here stops the daemon's event loop: the board is read from the kernel and /etc
+ * (./board.ts), memory through `systeminformation` (which reads /proc/meminfo), and program
+ * versions by running each program with an argument array, asynchronously, one at a time. Each
+ * probe has a time limit; a probe that fails or times out is reported in the file. A cancelled
+ * collection (a newer log request) stops before its next probe.
  */
-import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { defineAdapter, type LogSink, type LogSource, type LogWindow } from '../../core/api.js';
+import { boardIdentity, clockInfo, mountedFilesystems, networkInterfaces, osInfo } from './board.js';
 
-/** One network interface: addresses from the kernel, state and link from /sys/class/net. */
-export interface NetworkInterface {
-  iface: string;
-  mac?: string;
-  operstate?: string;
-  mtu?: number;
-  speedMbps?: number;
-  addresses: { family: string; address: string; cidr: string | null; internal: boolean }[];
-}
+export { networkInterfaces, type NetworkInterface } from './board.js';
 
-/** Network interfaces without running a program: os.networkInterfaces() and /sys/class/net. */
-export async function networkInterfaces(sysNet = '/sys/class/net'): Promise<NetworkInterface[]> {
-  const byName = os.networkInterfaces();
-  const names = new Set(Object.keys(byName));
-  for (const name of await fsp.readdir(sysNet).catch(() => [] as string[])) names.add(name);
-  const read = async (name: string, file: string) => {
-    const text = await fsp.readFile(path.join(sysNet, name, file), 'utf8').catch(() => '');
-    return text.trim() || undefined;
-  };
-  return Promise.all(
-    [...names].sort().map(async (name) => {
-      const [operstate, mtu, speed, mac] = await Promise.all(['operstate', 'mtu', 'speed', 'address'].map((f) => read(name, f)));
-      const addrs = byName[name] ?? [];
-      return {
-        iface: name,
-        mac: mac ?? addrs[0]?.mac,
-        operstate,
-        mtu: mtu === undefined ? undefined : Number(mtu),
-        // -1 (or unreadable) when the link is down or has no speed
-        speedMbps: speed !== undefined && Number(speed) > 0 ? Number(speed) : undefined,
-        addresses: addrs.map((a) => ({ family: a.family, address: a.address, cidr: a.cidr, internal: a.internal })),
-      };
-    }),
-  );
+/** How each program's version is asked for (no shell), and where the version is in the answer. */
+export const VERSION_PROBES: Record<string, { argv: [string, ...string[]]; pattern: RegExp }> = {
+  openssl: { argv: ['openssl', 'version'], pattern: /OpenSSL\s+(\S+)/ },
+  systemd: { argv: ['systemctl', '--version'], pattern: /^systemd\s+(.+)$/m },
+  rauc: { argv: ['rauc', '--version'], pattern: /^rauc\s+(\S+)/m },
+  // SWUpdate prints its version in the first line of its help ("SWUpdate v2023.05", or the build date)
+  swupdate: { argv: ['swupdate', '--help'], pattern: /^SWUpdate v(\S+)|^swupdate \((.+)\)/m },
+  mosquitto: { argv: ['mosquitto', '-h'], pattern: /mosquitto version (\S+)/ },
+};
+
+let execaModule: Promise<typeof import('execa')> | undefined;
+let siModule: Promise<{ default: typeof import('systeminformation') }> | undefined;
+
+const DEFAULT_VERSIONS = ['kernel', 'node', 'openssl', 'systemd', 'rauc', 'swupdate'];
+
+/**
+ * A program's version, or null when it is not installed. The program runs without a shell, in
+ * the C locale, with its output capped; the first line is reported when the pattern does not match.
+ */
+export async function programVersion(
+  p: { argv: [string, ...string[]]; pattern: RegExp },
+  opts: { timeoutMs: number; env: NodeJS.ProcessEnv; signal?: AbortSignal },
+): Promise<string | null> {
+  const { timeoutMs, signal } = opts;
+  execaModule ??= import('execa'); // loaded with the first snapshot, not at start-up
+  const { execa } = await execaModule;
+  const r = await execa(p.argv[0], p.argv.slice(1), {
+    reject: false, all: true, stdin: 'ignore', timeout: timeoutMs, cancelSignal: signal, maxBuffer: 64 * 1024,
+    env: { ...opts.env, LC_ALL: 'C' }, extendEnv: false, stripFinalNewline: true,
+  });
+  if ((r as { code?: string }).code === 'ENOENT') return null;
+  if (r.timedOut) throw new Error(`no answer within ${timeoutMs} ms`);
+  if (r.isCanceled) throw signal?.reason instanceof Error ? signal.reason : new Error('cancelled');
+  const text = String(r.all ?? '');
+  const m = p.pattern.exec(text);
+  const found = m?.slice(1).find((g) => g !== undefined);
+  return (found ?? text.split('\n')[0] ?? '').trim().slice(0, 200) || null;
 }
 
 export interface SnapshotOptions {
   name?: string;
-  /** programs whose versions are reported (systeminformation.versions names) */
+  /** programs whose versions are reported: kernel, node and the keys of VERSION_PROBES */
   versions?: string[];
   probeTimeoutMs?: number;
   logTypes?: string[];
@@ -60,7 +69,7 @@ export default defineAdapter({
     additionalProperties: false,
     properties: {
       name: { type: 'string', minLength: 1, default: 'system-snapshot.json' },
-      versions: { type: 'array', items: { type: 'string', pattern: '^[a-zA-Z0-9_-]+$' }, default: ['kernel', 'node', 'openssl', 'systemd', 'rauc', 'swupdate'] },
+      versions: { type: 'array', items: { enum: ['kernel', 'node', ...Object.keys(VERSION_PROBES)] }, default: DEFAULT_VERSIONS },
       probeTimeoutMs: { type: 'integer', minimum: 100, default: 10000 },
       logTypes: { type: 'array', items: { type: 'string', minLength: 1 } },
     },
@@ -68,18 +77,19 @@ export default defineAdapter({
   create(options, deps): LogSource {
     const o = options as SnapshotOptions;
     const timeout = o.probeTimeoutMs ?? 10_000;
+    const wanted = o.versions ?? DEFAULT_VERSIONS;
     return {
       type: 'system-snapshot',
       logTypes: o.logTypes,
       async collect(window: LogWindow, sink: LogSink, signal: AbortSignal): Promise<void> {
-        // loaded when a snapshot is collected, not at start-up
-        const { default: si } = await import('systeminformation');
         const errors: Record<string, string> = {};
-        const probe = async <T>(name: string, f: () => Promise<T>): Promise<T | undefined> => {
+        const probe = async <T>(name: string, f: () => Promise<T> | T): Promise<T | undefined> => {
+          // a newer log request cancelled this one: stop here rather than after every probe
+          signal.throwIfAborted();
           let timer: NodeJS.Timeout | undefined;
           try {
             return await Promise.race([
-              f(),
+              Promise.resolve().then(f),
               new Promise<never>((_, reject) => {
                 timer = setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout);
               }),
@@ -91,21 +101,24 @@ export default defineAdapter({
             clearTimeout(timer);
           }
         };
-        const versionList = (o.versions ?? ['kernel', 'node', 'openssl', 'systemd', 'rauc', 'swupdate']).join(', ');
-        // One probe at a time: several systeminformation probes run commands synchronously, and
-        // all at once they block the daemon's event loop for about a second (longer on a slow
-        // board), delaying replies and the communication check. One at a time, each block is short.
-        const osInfo = await probe('osInfo', () => si.osInfo());
-        const time = await probe('time', async () => si.time());
-        const system = await probe('system', () => si.system());
-        const cpu = await probe('cpu', () => si.cpu());
-        const mem = await probe('mem', () => si.mem());
-        const disks = await probe('disks', () => si.fsSize());
-        // not si.networkInterfaces(): it runs commands synchronously per interface and held the
-        // event loop for about 110 ms on an idle machine
+        const osDesc = await probe('os', () => osInfo());
+        const board = await probe('board', () => boardIdentity());
+        const clock = clockInfo();
+        const cpus = os.cpus();
+        const cpu = { model: cpus[0]?.model.trim(), cores: cpus.length, speedMHz: cpus[0]?.speed || undefined, arch: os.arch() };
+        // loaded when a snapshot is collected, not at start-up; mem() reads /proc/meminfo
+        const memory = await probe('memory', async () => (await (siModule ??= import('systeminformation'))).default.mem());
+        const disks = await probe('disks', () => mountedFilesystems());
         const network = await probe('network', () => networkInterfaces());
-        // an empty list means no program versions: systeminformation would probe every program it knows
-        const versions = versionList ? await probe('versions', () => si.versions(versionList)) : {};
+        const versions: Record<string, string | null> = {};
+        for (const name of wanted) {
+          if (name === 'kernel') versions.kernel = os.release();
+          else if (name === 'node') versions.node = process.versions.node;
+          else if (VERSION_PROBES[name]) {
+            const v = await probe(`versions.${name}`, () => programVersion(VERSION_PROBES[name]!, { timeoutMs: timeout, env: deps.env, signal }));
+            if (v !== undefined) versions[name] = v;
+          } else errors[`versions.${name}`] = 'no known way to ask this program for its version';
+        }
         signal.throwIfAborted();
         const snapshot = {
           collectedAt: new Date().toISOString(),
@@ -113,11 +126,11 @@ export default defineAdapter({
           hostname: os.hostname(),
           uptimeSeconds: os.uptime(),
           loadAverage: os.loadavg(),
-          os: osInfo,
-          time,
-          system,
+          os: osDesc,
+          board,
+          time: clock,
           cpu,
-          memory: mem,
+          memory,
           disks,
           network,
           versions,

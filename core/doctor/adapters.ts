@@ -181,5 +181,5 @@ export const ADAPTER_CHECKS: Record<string, Record<string, AdapterCheck>> = {
   installer: { rauc, swupdate, script, simulated: nothingToCheck('simulated (file-backed slots in the state dir; nothing on the board is installed)') },
   power: { systemd, command: powerCommand, simulated: nothingToCheck('simulated (reboots are only recorded)') },
   clock: { timedatectl, date, command: clockCommand, simulated: nothingToCheck('simulated (the system clock is never set)') },
-  logSources: { journald, files, 'system-snapshot': nothingToCheck('system-snapshot (read through systeminformation)') },
+  logSources: { journald, files, 'system-snapshot': nothingToCheck('system-snapshot (reads the kernel and /etc; asks the listed programs for their versions)') },
 };

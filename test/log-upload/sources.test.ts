@@ -1,3 +1,4 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
@@ -8,6 +9,7 @@ import type { AdapterDeps, LogSource, LogWindow } from '../../core/api.js';
 import journald from '../../adapters/log-source/journald.js';
 import files, { rotationBase } from '../../adapters/log-source/files.js';
 import snapshot from '../../adapters/log-source/system-snapshot.js';
+import { mountedFilesystems, parseOsRelease } from '../../adapters/log-source/board.js';
 import { LOG_SOURCES } from '../../adapters/log-source/index.js';
 import { ArchiveBuilder } from '../../plugins/log-upload/archive.js';
 import { makeRedactor, REDACTED } from '../../plugins/log-upload/redact.js';
@@ -171,6 +173,66 @@ describe('system-snapshot source', () => {
     expect(lo?.mtu).toBe(Number(readFileSync('/sys/class/net/lo/mtu', 'utf8')));
     expect((snap.network as { iface: string }[]).map((n) => n.iface).sort()).toEqual(readdirSync('/sys/class/net').sort());
     expect(snap.uptimeSeconds).toBeGreaterThan(0);
+  });
+
+  it('reports the OS from os-release, the disks as df does, and program versions as the programs print them', async () => {
+    const src = await snapshot.create({ versions: ['rauc', 'openssl', 'systemd', 'mosquitto'] }, deps);
+    const { files: got } = await collect(src, { since: at(0) });
+    const snap = JSON.parse(got.get('system-snapshot/system-snapshot.json')!);
+    const pretty = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1];
+    expect(snap.os.distro).toBe(pretty);
+    // df -kP /: "Filesystem 1024-blocks Used Available Capacity Mounted-on"
+    const df = execFileSync('df', ['-kP', '/'], { encoding: 'utf8' }).trim().split('\n')[1]!.split(/\s+/);
+    const root = (snap.disks as { mount: string; size: number; available: number; type: string }[]).find((d) => d.mount === '/');
+    expect(root?.size).toBe(Number(df[1]) * 1024);
+    expect(Math.abs(root!.available - Number(df[3]) * 1024)).toBeLessThan(64 * 1024 * 1024); // the disk is in use meanwhile
+    expect((snap.disks as { type: string }[]).map((d) => d.type)).not.toContain('proc');
+    const first = (argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8' }).split('\n')[0]!;
+    expect(snap.versions.rauc).toBe(first(['rauc', '--version']).split(' ')[1]);
+    expect(snap.versions.openssl).toBe(first(['openssl', 'version']).split(' ')[1]);
+    expect(snap.versions.systemd).toBe(first(['systemctl', '--version']).replace(/^systemd /, ''));
+    // mosquitto -h prints its version and exits non-zero
+    const mosquittoHelp = spawnSync('mosquitto', ['-h'], { encoding: 'utf8' }).stdout;
+    expect(snap.versions.mosquitto).toBe(/^mosquitto version (\S+)$/m.exec(mosquittoHelp)![1]);
+    expect(snap.errors).toBeUndefined();
+  });
+
+  it('a program that is not installed is reported as null, and no shell is involved', async () => {
+    const empty = path.join(dir, 'empty-bin');
+    await fsp.mkdir(empty);
+    const src = await snapshot.create({ versions: ['rauc', 'swupdate', 'kernel'] }, { ...deps, env: { ...deps.env, PATH: empty } });
+    const { files: got } = await collect(src, {});
+    const snap = JSON.parse(got.get('system-snapshot/system-snapshot.json')!);
+    expect(snap.versions).toEqual({ rauc: null, swupdate: null, kernel: os.release() });
+  });
+
+  it('a cancelled collection stops and writes nothing', async () => {
+    const src = await snapshot.create({}, deps);
+    const added: string[] = [];
+    const ctl = new AbortController();
+    ctl.abort(new Error('newer log request'));
+    await expect(src.collect({}, { add: async (f: { name: string }) => void added.push(f.name) } as never, ctl.signal)).rejects.toThrow('newer log request');
+    expect(added).toEqual([]);
+  });
+
+  it('reads the mount table as the kernel escapes it, skips pseudo file systems and hidden mounts', async () => {
+    const spaced = path.join(dir, 'with space');
+    await fsp.mkdir(spaced);
+    const table = [
+      'proc /proc proc rw,nosuid 0 0',
+      `/dev/x1 ${dir.replace(/ /g, '\\040')}/with\\040space ext4 ro,relatime 0 0`,
+      `/dev/old ${dir} ext4 rw 0 0`,
+      `/dev/new ${dir} xfs rw 0 0`,
+      '/dev/gone /no/such/mount ext4 rw 0 0',
+    ].join('\n');
+    await fsp.writeFile(path.join(dir, 'mounts'), table);
+    const got = await mountedFilesystems(path.join(dir, 'mounts'));
+    expect(got.map((m) => [m.fs, m.mount, m.type, m.readOnly])).toEqual([
+      ['/dev/x1', spaced, 'ext4', true],
+      ['/dev/new', dir, 'xfs', false],
+    ]);
+    expect(got[0]!.size).toBeGreaterThan(0);
+    expect(parseOsRelease('NAME="Yocto \\"Poky\\""\nVERSION_ID=4.0\n# comment\nID=poky')).toEqual({ NAME: 'Yocto "Poky"', VERSION_ID: '4.0', ID: 'poky' });
   });
 
   it('an empty versions list reports no program versions (rather than probing every program)', async () => {
