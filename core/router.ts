@@ -111,12 +111,11 @@ export class Router {
     const log = this.#o.log;
     const finish = (outcome: string, replyTopic: string | undefined, reply: unknown, extra: Record<string, unknown> = {}) => {
       const durationMs = Math.round((performance.now() - started) * 10) / 10;
-      const line = { op, topic, outcome, reply, durationMs, ...extra };
       const sent = replyTopic === undefined ? undefined : this.#o.publish(replyTopic, JSON.stringify(reply));
-      // the reply first (its socket write runs on the next tick), then the log line: a log write
-      // is tens of microseconds that EVerest need not wait for
-      // one line per request, with its topic, outcome and duration
+      // the reply first (its socket write runs on the next tick), then the log line, one per
+      // request with its topic, outcome and duration: EVerest need not wait for a log write
       setImmediate(() => {
+        const line = { op, topic, outcome, reply, durationMs, ...extra };
         if (outcome === 'ok') log.info(line, 'request');
         else log.warn(line, 'request');
       });
@@ -166,12 +165,20 @@ export class Router {
 
     // open -> committed (the handler passed its point of no return) or timed-out (safe reply sent)
     let state: 'open' | 'committed' | 'timed-out' = 'open';
-    const aborter = new AbortController();
+    // made on first use: most handlers answer at once and never look at the signal
+    let aborter: AbortController | undefined;
+    let timedOut: Error | undefined;
     const meta: RequestMeta = {
       topic,
       replyTo: replyTopic,
       receivedAt: new Date(),
-      signal: aborter.signal,
+      get signal() {
+        if (!aborter) {
+          aborter = new AbortController();
+          if (timedOut) aborter.abort(timedOut);
+        }
+        return aborter.signal;
+      },
       commit: () => {
         if (state === 'open') state = 'committed';
         return state === 'committed';
@@ -202,7 +209,8 @@ export class Router {
             return;
           }
           state = 'timed-out';
-          aborter.abort(new Error(`no answer within ${extended ? 2 * timeoutMs : timeoutMs} ms`));
+          timedOut = new Error(`no answer within ${extended ? 2 * timeoutMs : timeoutMs} ms`);
+          aborter?.abort(timedOut);
           resolve({ timeout: true });
         };
         let timer = setTimeout(fire, timeoutMs);
@@ -222,7 +230,7 @@ export class Router {
           (late) => log.warn({ op, plugin: route.plugin, late: late.value }, 'handler answered after the safe reply was sent; ignored'),
           () => undefined,
         );
-        return finish('timeout', replyTopic, safe, { plugin: route.plugin, reason: `handler did not answer: ${(aborter.signal.reason as Error).message}` });
+        return finish('timeout', replyTopic, safe, { plugin: route.plugin, reason: `handler did not answer: ${timedOut!.message}` });
       }
     }
     if ('error' in result) {
