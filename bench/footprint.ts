@@ -1,9 +1,10 @@
 /**
  * Footprint of the daemon against its baseline, a bare mqtt.js client that only subscribes to the
  * e2m topics, publishes `communication_check true` every second and answers get_boot_reason
- * directly. The daemon is measured in both forms it ships in: built by tsc (dist/, what `npm start`
- * runs) and bundled into one file (deploy/build-bundle.mjs, what a board runs; one file spares
- * the module loader several hundred file lookups and reads at start-up). All run as child
+ * directly. The daemon is measured in both forms it ships in: bundled into one file
+ * (deploy/build-bundle.mjs, what `npm start` and a board run; one file spares the module loader
+ * several hundred file lookups and reads at start-up) and built by tsc (dist/, the library build
+ * plugin authors compile against, also runnable as `node dist/core/cli.js`). All run as child
  * processes against one mosquitto (`set_tcp_nodelay true`, else Nagle's delay hides everything
  * else) in the same run:
  *
@@ -70,8 +71,8 @@ export default async function footprint(): Promise<Record<string, unknown>> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'bench-footprint-'));
   const procs = new Set<Proc>();
 
-  // build the daemon in both shipped forms: tsc (dist/, what `npm start` runs) and the bundle
-  // (deploy/build-bundle.mjs, what a board runs)
+  // build the daemon in both shipped forms: the bundle (deploy/build-bundle.mjs, what `npm start`
+  // and a board run) and tsc (dist/, the library build)
   const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.json')], { cwd: ROOT, encoding: 'utf8' });
   const built = build.status === 0 && existsSync(path.join(ROOT, 'dist/core/cli.js'));
   if (!built) throw new Error(`tsc build failed:\n${build.stdout}${build.stderr}`);
@@ -216,7 +217,7 @@ export default async function footprint(): Promise<Record<string, unknown>> {
     const su = Object.fromEntries(KINDS.map((k) => [k, Math.round(median(startup[k]))])) as Record<Kind, number>;
 
     return {
-      forms: { dist: 'tsc build in dist/ (npm start)', bundle: 'deploy/build-bundle.mjs, one esbuild file (what a board runs)' },
+      forms: { bundle: 'deploy/build-bundle.mjs, one esbuild file (what npm start and a board run)', dist: 'tsc build in dist/ (the library build; node dist/core/cli.js)' },
       broker: 'mosquitto, set_tcp_nodelay true',
       startupMs: {
         ...su,
