@@ -1,4 +1,4 @@
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { FileStateStore } from '../../core/state.js';
@@ -17,6 +17,44 @@ describe('persistent state', () => {
     await store.delete('tx');
     expect(await store.get('tx')).toBeUndefined();
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test('a burst of writes to one key: every caller resolves once the newest is on disk, reads see the newest at once', async () => {
+    const dir = path.join(tempDir(), 'store');
+    const store = new FileStateStore(dir, memoryLogger().logger);
+    const writes: Promise<void>[] = [];
+    for (let n = 1; n <= 50; n++) {
+      writes.push(store.set('status', { n }));
+      // read-your-writes while the earlier writes are still on their way to the disk
+      expect(await store.get('status')).toEqual({ n });
+    }
+    await Promise.all(writes);
+    expect(JSON.parse(readFileSync(path.join(dir, 'status.json'), 'utf8'))).toEqual({ n: 50 });
+    // a delete and a set queued behind it, in one tick: the last one is what the disk holds
+    const ops = [store.delete('status'), store.set('other', { x: 1 })];
+    expect(await store.keys()).toEqual(['other']);
+    expect(await store.get('status')).toBeUndefined();
+    await Promise.all(ops);
+    expect(readdirSync(dir).sort()).toEqual(['other.json']);
+    const again = [store.set('status', { n: 51 }), store.delete('status'), store.set('status', { n: 52 })];
+    await Promise.all(again);
+    expect(JSON.parse(readFileSync(path.join(dir, 'status.json'), 'utf8'))).toEqual({ n: 52 });
+    // a fresh store (the next run) reads what the disk holds
+    expect(await new FileStateStore(dir, memoryLogger().logger).get('status')).toEqual({ n: 52 });
+  });
+
+  test('values read or written once are answered from memory: the daemon is the only writer of its state dir', async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'boot.json'), '{"told":false}');
+    const store = new FileStateStore(dir, memoryLogger().logger);
+    const first = await store.get<{ told: boolean }>('boot');
+    expect(first).toEqual({ told: false });
+    first!.told = true; // a caller changing its copy changes nothing stored
+    writeFileSync(path.join(dir, 'boot.json'), '{"told":"edited behind the store"}');
+    expect(await store.get('boot')).toEqual({ told: false });
+    expect(await store.get('absent')).toBeUndefined();
+    writeFileSync(path.join(dir, 'absent.json'), '{}');
+    expect(await store.get('absent')).toBeUndefined();
   });
 
   test('a corrupt file is moved aside and reported, not a crash', async () => {
