@@ -4,7 +4,8 @@
  *
  * Nothing here stops the daemon's event loop: the board is read from the kernel and /etc
  * (./board.ts), memory through `systeminformation` (which reads /proc/meminfo), and program
- * versions by running each program with an argument array, asynchronously, one at a time. Each
+ * versions by running each program with an argument array, asynchronously, one at a time, at most
+ * once per VERSION_TTL_MS. Each
  * probe has a time limit; a probe that fails or times out is reported in the file. A cancelled
  * collection (a newer log request) stops before its next probe.
  */
@@ -26,6 +27,9 @@ export const VERSION_PROBES: Record<string, { argv: [string, ...string[]]; patte
 
 let execaModule: Promise<typeof import('execa')> | undefined;
 let siModule: Promise<{ default: typeof import('systeminformation') }> | undefined;
+
+/** how long a program's answer to "which version" is reused */
+export const VERSION_TTL_MS = 10 * 60_000;
 
 const DEFAULT_VERSIONS = ['kernel', 'node', 'openssl', 'systemd', 'rauc', 'swupdate'];
 
@@ -78,6 +82,16 @@ export default defineAdapter({
     const o = options as SnapshotOptions;
     const timeout = o.probeTimeoutMs ?? 10_000;
     const wanted = o.versions ?? DEFAULT_VERSIONS;
+    // versions change with a package upgrade, not between two log requests: each program is
+    // asked at most once per VERSION_TTL_MS (a failed or timed-out answer is not kept)
+    const known = new Map<string, { at: number; value: string | null }>();
+    const versionOf = async (name: string, signal: AbortSignal): Promise<string | null> => {
+      const hit = known.get(name);
+      if (hit && Date.now() - hit.at < VERSION_TTL_MS) return hit.value;
+      const value = await programVersion(VERSION_PROBES[name]!, { timeoutMs: timeout, env: deps.env, signal });
+      known.set(name, { at: Date.now(), value });
+      return value;
+    };
     return {
       type: 'system-snapshot',
       logTypes: o.logTypes,
@@ -115,7 +129,7 @@ export default defineAdapter({
           if (name === 'kernel') versions.kernel = os.release();
           else if (name === 'node') versions.node = process.versions.node;
           else if (VERSION_PROBES[name]) {
-            const v = await probe(`versions.${name}`, () => programVersion(VERSION_PROBES[name]!, { timeoutMs: timeout, env: deps.env, signal }));
+            const v = await probe(`versions.${name}`, () => versionOf(name, signal));
             if (v !== undefined) versions[name] = v;
           } else errors[`versions.${name}`] = 'no known way to ask this program for its version';
         }

@@ -206,6 +206,23 @@ describe('system-snapshot source', () => {
     expect(snap.versions).toEqual({ rauc: null, swupdate: null, kernel: os.release() });
   });
 
+  it('asks a program for its version once per VERSION_TTL_MS, not on every log request', async () => {
+    const bin = path.join(dir, 'bin');
+    await fsp.mkdir(bin);
+    const rauc = execFileSync('sh', ['-c', 'command -v rauc'], { encoding: 'utf8' }).trim();
+    await fsp.symlink(rauc, path.join(bin, 'rauc'));
+    const env = { ...deps.env, PATH: bin };
+    const src = await snapshot.create({ versions: ['rauc'] }, { ...deps, env });
+    const versionsOf = async (s: LogSource) => JSON.parse((await collect(s, {})).files.get('system-snapshot/system-snapshot.json')!).versions;
+    const expected = execFileSync(rauc, ['--version'], { encoding: 'utf8' }).trim().split(' ')[1];
+    expect(await versionsOf(src)).toEqual({ rauc: expected });
+    await fsp.rm(path.join(bin, 'rauc'));
+    // the program is gone, but the answer of a moment ago is reused
+    expect(await versionsOf(src)).toEqual({ rauc: expected });
+    // a fresh source (the next daemon run) asks again
+    expect(await versionsOf(await snapshot.create({ versions: ['rauc'] }, { ...deps, env }))).toEqual({ rauc: null });
+  });
+
   it('a cancelled collection stops and writes nothing', async () => {
     const src = await snapshot.create({}, deps);
     const added: string[] = [];
