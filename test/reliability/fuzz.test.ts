@@ -55,7 +55,11 @@ describe('fuzz: hostile e2m messages', () => {
         readFileSync(path.join(REPO_ROOT, 'deploy', 'everest-system.service'), 'utf8')
           .split('\n')
           .filter((l) => l.startsWith('Environment='))
-          .map((l) => l.slice('Environment='.length).split('=', 2) as [string, string]),
+          .map((l) => {
+            const assignment = l.slice('Environment='.length);
+            const eq = assignment.indexOf('=');
+            return [assignment.slice(0, eq), assignment.slice(eq + 1)] as [string, string];
+          }),
       );
       const daemon = await spawnDaemon({
         moduleId: MODULE,
