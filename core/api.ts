@@ -177,13 +177,21 @@ export interface Logger {
  * Persistent JSON documents, scoped to one plugin. Writes are atomic (temp file,
  * fsync, rename, fsync of the directory) and files are mode 0600. A file that
  * cannot be parsed is moved aside as `<key>.json.corrupt-<time>`, logged, and
- * read as absent.
+ * read as absent. The store is the only writer of its documents: what it read or
+ * wrote is answered from memory (a fresh copy each time), so do not edit them by
+ * other means while the daemon runs.
  */
 export interface StateStore {
   /** the directory this store writes to; plugins may keep large files (downloads) here */
   readonly dir: string;
+  /** the latest value set, even if its write is still on its way to the disk */
   get<T>(key: string): Promise<T | undefined>;
+  /**
+   * Resolves once this value, or a newer one of the same key, is on disk: a write that a newer
+   * one replaces before it starts is skipped.
+   */
   set(key: string, value: unknown): Promise<void>;
+  /** like set: resolves once the document is gone, or a newer value of it is on disk */
   delete(key: string): Promise<void>;
   keys(): Promise<string[]>;
 }
