@@ -138,7 +138,7 @@ export interface RequestMeta {
    * Call right before the first lasting side effect (starting an update, setting the clock,
    * consuming a record). false: the safe reply was already sent, so do nothing and return.
    * true: the core now waits for this handler's answer instead of sending the safe reply at the
-   * timeout (once more requestTimeoutMs at most). A handler that answers synchronously, or only
+   * timeout (committedTimeoutMs longer at most; keep the work between commit and answer short). A handler that answers synchronously, or only
    * reads, need not call it. For commands it always returns true.
    */
   commit(): boolean;

@@ -44,6 +44,7 @@ export interface Config {
   heartbeat: { timeoutMs: number };
   communicationCheck: { intervalMs: number };
   requestTimeoutMs: number;
+  committedTimeoutMs: number;
   maxPayloadBytes: number;
   shutdownTimeoutMs: number;
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'; pretty: boolean };

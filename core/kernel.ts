@@ -101,6 +101,7 @@ export class Daemon {
       topics: this.topics,
       log: this.log.child({ component: 'router' }),
       requestTimeoutMs: this.config.requestTimeoutMs,
+      committedTimeoutMs: this.config.committedTimeoutMs,
       maxPayloadBytes: this.config.maxPayloadBytes,
       publish: (topic, payload) => transport.publish(topic, payload),
       onHeartbeat: (payload) => {

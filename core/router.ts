@@ -19,6 +19,8 @@ export interface RouterOptions {
   topics: Topics;
   log: Logger;
   requestTimeoutMs: number;
+  /** how much longer a handler that committed is waited for */
+  committedTimeoutMs: number;
   maxPayloadBytes: number;
   publish: (topic: string, payload: string) => Promise<boolean>;
   onHeartbeat: (payload: Buffer) => void;
@@ -203,13 +205,14 @@ export class Router {
         // the state changes inside the timer callback, so a commit() after it sees timed-out
         const fire = () => {
           if (state === 'committed' && !extended) {
+            // its side effect is under way: the safe reply would be untrue, so it waits longer
             extended = true;
-            log.warn({ op, plugin: route.plugin, waitMs: timeoutMs }, 'handler committed to an answer it has not given yet; waiting once more');
-            timer = setTimeout(fire, timeoutMs);
+            log.warn({ op, plugin: route.plugin, waitMs: this.#o.committedTimeoutMs }, 'handler committed to an answer it has not given yet; waiting for it');
+            timer = setTimeout(fire, this.#o.committedTimeoutMs);
             return;
           }
           state = 'timed-out';
-          timedOut = new Error(`no answer within ${extended ? 2 * timeoutMs : timeoutMs} ms`);
+          timedOut = new Error(`no answer within ${extended ? timeoutMs + this.#o.committedTimeoutMs : timeoutMs} ms`);
           aborter?.abort(timedOut);
           resolve({ timeout: true });
         };

@@ -194,8 +194,9 @@ describe('handlers that fail', () => {
     expect(await ev.request('get_boot_reason')).toBe('PowerUp');
   });
 
-  test('a handler that committed before the timeout gets its own answer sent, once more the timeout at most', async () => {
-    const d = await startDaemon(wireConfig({ requestTimeoutMs: 1000 }, { behaviour: { update_firmware: 'commit-then-slow' } }));
+  test('a handler that committed before the timeout gets its own answer sent, even well past the timeout', async () => {
+    // answers 1.5 s after committing: three times requestTimeoutMs (the safe reply would be untrue)
+    const d = await startDaemon(wireConfig({ requestTimeoutMs: 500 }, { behaviour: { update_firmware: 'commit-then-slow' } }));
     const ev = await EverestSim.connect(broker.url);
     const t0 = Date.now();
     expect(await ev.request('update_firmware', { location: 'http://x/fw.bin', request_id: 5 }, { timeoutMs: 5000 })).toBe('Accepted');
@@ -205,8 +206,8 @@ describe('handlers that fail', () => {
     expect(d.logs.some((l) => l.msg === 'request' && l.outcome === 'timeout')).toBe(false);
   });
 
-  test('a committed handler that never answers gets the safe reply after twice the timeout', async () => {
-    const d = await startDaemon(wireConfig({ requestTimeoutMs: 500 }, { behaviour: { update_firmware: 'commit-then-hang' } }));
+  test('a committed handler that never answers gets the safe reply after requestTimeoutMs plus committedTimeoutMs', async () => {
+    const d = await startDaemon(wireConfig({ requestTimeoutMs: 500, committedTimeoutMs: 500 }, { behaviour: { update_firmware: 'commit-then-hang' } }));
     const ev = await EverestSim.connect(broker.url);
     const t0 = Date.now();
     expect(await ev.request('update_firmware', { location: 'http://x/fw.bin', request_id: 6 }, { timeoutMs: 5000 })).toBe('Rejected');
