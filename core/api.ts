@@ -144,6 +144,9 @@ export interface RequestMeta {
   commit(): boolean;
 }
 
+/** The part of RequestMeta that work done for a request needs: its abort signal and commit(). */
+export type RequestControl = Pick<RequestMeta, 'commit' | 'signal'>;
+
 export type Handler<K extends Operation> = (
   payload: OperationMap[K]['payload'],
   meta: RequestMeta,

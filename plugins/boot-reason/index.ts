@@ -21,7 +21,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import { inject, injectable } from 'tsyringe';
-import { API_VERSION, BOOT_REASONS, TOKENS, type BootReason, type Handlers, type Plugin, type PluginContext, type RequestMeta } from '../../core/api.js';
+import { API_VERSION, BOOT_REASONS, TOKENS, type BootReason, type Handlers, type Plugin, type PluginContext, type RequestControl } from '../../core/api.js';
 
 interface BootState {
   bootId: string;
@@ -110,7 +110,7 @@ export default class BootReasonPlugin implements Plugin {
     }
   }
 
-  async getBootReason(meta?: Pick<RequestMeta, 'commit' | 'signal'>): Promise<BootReason> {
+  async getBootReason(meta?: RequestControl): Promise<BootReason> {
     await this.start();
     // Told already and nothing recorded: ApplicationReset, nothing to change, no need to queue.
     // A recorded reason seen here goes through the queue, where consume() hands it out once.
@@ -133,7 +133,7 @@ export default class BootReasonPlugin implements Plugin {
     }
   }
 
-  async #answer(meta?: Pick<RequestMeta, 'commit' | 'signal'>): Promise<BootReason> {
+  async #answer(meta?: RequestControl): Promise<BootReason> {
     await this.start();
     const log = this.#ctx.log;
     // the answer consumes the recorded reason: not for a request whose safe reply (Unknown) was sent

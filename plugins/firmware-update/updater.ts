@@ -17,7 +17,7 @@ import type {
   InstallerAdapter,
   Logger,
   PowerAdapter,
-  RequestMeta,
+  RequestControl,
   StateStore,
   UpdateFirmwareResponse,
 } from '../../core/api.js';
@@ -142,7 +142,7 @@ export class FirmwareUpdater {
    * right before the update is started, so an update is never started for a request whose safe
    * reply (Rejected) the core has already sent.
    */
-  handleRequest(payload: unknown, meta?: Pick<RequestMeta, 'commit' | 'signal'>): UpdateFirmwareResponse | Promise<UpdateFirmwareResponse> {
+  handleRequest(payload: unknown, meta?: RequestControl): UpdateFirmwareResponse | Promise<UpdateFirmwareResponse> {
     const checked = this.check(payload);
     if (typeof checked === 'string') return checked;
     return this.serial(() => this.accept(checked, meta));
@@ -273,7 +273,7 @@ export class FirmwareUpdater {
     return req;
   }
 
-  private async accept(req: ValidRequest, meta?: Pick<RequestMeta, 'commit' | 'signal'>): Promise<UpdateFirmwareResponse> {
+  private async accept(req: ValidRequest, meta?: RequestControl): Promise<UpdateFirmwareResponse> {
     const { options, log } = this.d;
     const rlog = log.child({ requestId: req.requestId });
     if (meta?.signal.aborted) {

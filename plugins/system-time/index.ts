@@ -9,7 +9,7 @@
  * adapter failed.
  */
 import { inject, injectable } from 'tsyringe';
-import { API_VERSION, TOKENS, type ClockAdapter, type Handlers, type Plugin, type PluginContext, type RequestMeta } from '../../core/api.js';
+import { API_VERSION, TOKENS, type ClockAdapter, type Handlers, type Plugin, type PluginContext, type RequestControl } from '../../core/api.js';
 import { parseRfc3339 } from './rfc3339.js';
 
 const TWENTY_YEARS_S = 20 * 365.25 * 86_400;
@@ -80,7 +80,7 @@ export default class SystemTimePlugin implements Plugin {
    * waited behind others for longer than minStepS is applied as the CSMS's time plus the wait,
    * and none is applied once the core has sent its safe reply (false) for it.
    */
-  setSystemTime(text: unknown, meta?: Pick<RequestMeta, 'commit' | 'signal'>): boolean | Promise<boolean> {
+  setSystemTime(text: unknown, meta?: RequestControl): boolean | Promise<boolean> {
     const arrived = performance.now();
     const time = parseRfc3339(text);
     if (!time) {
@@ -92,7 +92,7 @@ export default class SystemTimePlugin implements Plugin {
     return run;
   }
 
-  async #set(text: string, received: Date, arrived: number, meta?: Pick<RequestMeta, 'commit' | 'signal'>): Promise<boolean> {
+  async #set(text: string, received: Date, arrived: number, meta?: RequestControl): Promise<boolean> {
     const log = this.#ctx.log;
     if (meta?.signal.aborted) {
       log.warn({ time: text }, 'set_system_time: its turn came after the safe reply (false) was sent; clock left alone');
