@@ -17,6 +17,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** wait this long after SIGTERM before SIGKILL (default 5 s) */
   killGraceMs?: number;
+  /** how long the output is still read after the command exited (default LEFTOVER_GRACE_MS) */
+  leftoverGraceMs?: number;
   /** called for each output line (stdout and stderr), in arrival order per stream */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
 }
@@ -33,6 +35,9 @@ export interface RunResult {
   /** set when the command could not be started (e.g. not found) */
   spawnError?: string;
 }
+
+/** output still open this long after the command exited belongs to processes it left behind */
+export const LEFTOVER_GRACE_MS = 2000;
 
 export async function runCommand(argv: readonly string[], options: RunOptions): Promise<RunResult> {
   const [file, ...args] = argv;
@@ -79,10 +84,12 @@ export async function runCommand(argv: readonly string[], options: RunOptions): 
       : undefined;
 
   const readers: Promise<void>[] = [];
+  const lineReaders: readline.Interface[] = [];
   for (const stream of ['stdout', 'stderr'] as const) {
     const source = child[stream];
     if (!source) continue;
     const rl = readline.createInterface({ input: source, crlfDelay: Infinity });
+    lineReaders.push(rl);
     rl.on('line', (raw) => {
       const line = raw.replace(/\r$/, '');
       lines.push(line);
@@ -91,8 +98,23 @@ export async function runCommand(argv: readonly string[], options: RunOptions): 
     readers.push(new Promise((resolve) => rl.once('close', () => resolve())));
   }
 
+  // A process the command left behind can hold its output open after the command exited
+  // (SWUpdate's notifier did, blocked on another instance's socket), and the result waits for
+  // the output to end: it is read for a short while longer, then the rest of the command's
+  // process group is ended and the output closed.
+  let leftover: NodeJS.Timeout | undefined;
+  child.once('exit', () => {
+    leftover = setTimeout(() => {
+      killGroup('SIGKILL');
+      for (const rl of lineReaders) rl.close();
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+    }, options.leftoverGraceMs ?? LEFTOVER_GRACE_MS);
+  });
+
   try {
     const result = await child;
+    clearTimeout(leftover);
     await Promise.all(readers);
     const started = child.pid !== undefined;
     return {
@@ -106,6 +128,7 @@ export async function runCommand(argv: readonly string[], options: RunOptions): 
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     if (timeout) clearTimeout(timeout);
+    clearTimeout(leftover);
     // keep the SIGKILL timer only while something of the group still lives
     if (killTimer && !groupAlive(child.pid)) clearTimeout(killTimer);
   }

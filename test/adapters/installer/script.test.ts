@@ -123,6 +123,22 @@ exit 0`,
     await until(() => !processAlive(shell) && !processAlive(sleeper), 10_000, 'script processes to end');
   });
 
+  it('a process the command left behind holding its output does not hold up the result, and is ended', async () => {
+    const dir = tempDir();
+    const pids = path.join(dir, 'pids');
+    // the background sleep inherits stdout, so the output stays open after the script exited
+    const prog = writeScript(dir, 'install.sh', `echo Installing; sleep 30 & echo "$!" > '${pids}'; echo Installed; exit 0`);
+    const { adapter } = await create({ command: [prog] });
+    const started = Date.now();
+    const { progress, done } = install(adapter, '/x');
+    const outcome = await done;
+    expect(outcome.result).toBe('installed');
+    expect(progress).toEqual([{ status: 'Installing' }, { status: 'Installed' }]);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const sleeper = Number(fs.readFileSync(pids, 'utf8').trim());
+    await until(() => !processAlive(sleeper), 10_000, 'the leftover process to end');
+  });
+
   it('ends a command that runs longer than timeoutS', async () => {
     const dir = tempDir();
     const prog = writeScript(dir, 'install.sh', 'echo Installing; exec sleep 30');
