@@ -98,9 +98,9 @@ export async function runCommand(argv: readonly string[], options: RunOptions): 
     readers.push(new Promise((resolve) => rl.once('close', () => resolve())));
   }
 
-  // A process the command left behind can hold its output open after the command exited
-  // (SWUpdate's notifier did, blocked on another instance's socket), and the result waits for
-  // the output to end: it is read for a short while longer, then the rest of the command's
+  // A process the command left behind can hold its output open after the command exited (one
+  // that SWUpdate forked did, blocked sending to its notification socket), and the result waits
+  // for the output to end: it is read for a short while longer, then the rest of the command's
   // process group is ended and the output closed.
   let leftover: NodeJS.Timeout | undefined;
   child.once('exit', () => {
@@ -114,7 +114,6 @@ export async function runCommand(argv: readonly string[], options: RunOptions): 
 
   try {
     const result = await child;
-    clearTimeout(leftover);
     await Promise.all(readers);
     const started = child.pid !== undefined;
     return {

@@ -164,19 +164,17 @@ const unescapeMountField = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: stri
  */
 export async function mountedFilesystems(mounts = '/proc/self/mounts'): Promise<MountedFs[]> {
   const table = (await readText(mounts)) ?? '';
-  const seen = new Set<string>();
-  const entries: { fs: string; type: string; mount: string; readOnly: boolean }[] = [];
+  const byMount = new Map<string, { fs: string; type: string; mount: string; readOnly: boolean }>();
   for (const line of table.split('\n')) {
     const [dev, mnt, type, opts] = line.split(' ');
     if (!dev || !mnt || !type || PSEUDO_FS.has(type)) continue;
     const mount = unescapeMountField(mnt);
-    // a later mount on the same point hides the earlier one
-    if (seen.has(mount)) entries.splice(entries.findIndex((e) => e.mount === mount), 1);
-    seen.add(mount);
-    entries.push({ fs: unescapeMountField(dev), type, mount, readOnly: (opts ?? '').split(',').includes('ro') });
+    // a later mount on the same point hides the earlier one (and is listed where it was mounted)
+    byMount.delete(mount);
+    byMount.set(mount, { fs: unescapeMountField(dev), type, mount, readOnly: (opts ?? '').split(',').includes('ro') });
   }
   const out: MountedFs[] = [];
-  for (const e of entries) {
+  for (const e of byMount.values()) {
     let st: Awaited<ReturnType<typeof fsp.statfs>>;
     try {
       st = await fsp.statfs(e.mount);

@@ -5,9 +5,8 @@
  * Nothing here stops the daemon's event loop: the board is read from the kernel and /etc
  * (./board.ts), memory through `systeminformation` (which reads /proc/meminfo), and program
  * versions by running each program with an argument array, asynchronously, one at a time, at most
- * once per VERSION_TTL_MS. Each
- * probe has a time limit; a probe that fails or times out is reported in the file. A cancelled
- * collection (a newer log request) stops before its next probe.
+ * once per VERSION_TTL_MS. Each probe has a time limit; a probe that fails or times out is
+ * reported in the file. A cancelled collection (a newer log request) stops before its next probe.
  */
 import * as os from 'node:os';
 import { defineAdapter, type LogSink, type LogSource, type LogWindow } from '../../core/api.js';
