@@ -10,6 +10,7 @@ import type { Logger } from './api.js';
 import type { Config } from './config.js';
 
 const PUBLISH_TIMEOUT_MS = 2000;
+const PUBLISH_OPTIONS = { qos: 0, retain: false } as const;
 
 export interface TransportEvents {
   connect: [];
@@ -46,6 +47,9 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       clean: true,
       resubscribe: false,
       queueQoSZero: false,
+      // mqtt.js traces each packet through the debug module, a dozen calls per message even when
+      // nothing is printed; they are only wanted when asked for with DEBUG=mqttjs*
+      ...(process.env.DEBUG?.includes('mqttjs') ? {} : { log: () => undefined }),
       ...(tls
         ? {
             ca: tls.ca ? readFileSync(tls.ca) : undefined,
@@ -97,32 +101,35 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     await client.subscribeAsync(filter, { qos: 0 });
   }
 
-  /** Publishes with QoS 0; resolves false when not connected or the write failed. */
-  async publish(topic: string, payload: string): Promise<boolean> {
+  /** Publishes with QoS 0; resolves false when not connected or the write failed. Never rejects. */
+  publish(topic: string, payload: string): Promise<boolean> {
     const client = this.#client;
-    if (!client || !this.#connected) return false;
+    if (!client || !this.#connected) return Promise.resolve(false);
     if (/[+#\u0000]/.test(topic)) {
       this.#log.error({ topic }, 'refusing to publish to a topic with wildcards');
-      return false;
+      return Promise.resolve(false);
     }
     // a QoS 0 publish issued as the connection drops may never call back: never wait for
     // it longer than this, or shutdown and status delivery would hang behind it
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const id = ++this.#publishSeq;
-        this.#pending.set(id, { at: Date.now(), fail: () => reject(new Error(`no completion within ${PUBLISH_TIMEOUT_MS} ms`)) });
-        this.#watchPending();
-        client.publish(topic, payload, { qos: 0, retain: false }, (err) => {
+    return new Promise<boolean>((resolve) => {
+      const id = ++this.#publishSeq;
+      const failed = (error: string) => {
+        this.#log.warn({ topic, error }, 'publish failed');
+        resolve(false);
+      };
+      this.#pending.set(id, { at: Date.now(), fail: () => failed(`no completion within ${PUBLISH_TIMEOUT_MS} ms`) });
+      this.#watchPending();
+      try {
+        client.publish(topic, payload, PUBLISH_OPTIONS, (err) => {
           this.#pending.delete(id);
-          if (err) reject(err);
-          else resolve();
+          if (err) failed(err.message);
+          else resolve(true);
         });
-      });
-      return true;
-    } catch (err) {
-      this.#log.warn({ topic, error: (err as Error).message }, 'publish failed');
-      return false;
-    }
+      } catch (err) {
+        this.#pending.delete(id);
+        failed((err as Error).message);
+      }
+    });
   }
 
   /**
