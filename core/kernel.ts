@@ -218,6 +218,7 @@ export class Daemon {
     await this.#publisher?.settle();
     await transport?.stop();
     await this.#broker?.close();
+    this.#router?.flushLog();
     this.log.info('stopped');
   }
 }

@@ -61,17 +61,103 @@ export function nestedDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
+/** the longest a request line waits to be written with others */
+const LOG_BATCH_MS = 10;
+
+interface RequestLine {
+  op: RequestOp;
+  topic: string;
+  outcome: string;
+  reply: unknown;
+  durationMs: number;
+  [extra: string]: unknown;
+}
+
 /** commands have no reply to give up on */
 const NEVER_ABORTED = new AbortController().signal;
 
 const isThenable = (v: unknown): v is PromiseLike<unknown> =>
   v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 
+/**
+ * What a request's handler sees of it (RequestMeta). A class rather than an object literal with a
+ * getter: one is made per request, and a literal with an accessor is built through V8's slow path.
+ */
+class RequestContext implements RequestMeta {
+  /** open -> committed (the handler passed its point of no return) or timed-out (safe reply sent) */
+  state: 'open' | 'committed' | 'timed-out' = 'open';
+  timedOut: Error | undefined;
+  readonly #receivedAtMs = Date.now();
+  /** made on first use: most handlers answer at once and never look at the signal */
+  #aborter: AbortController | undefined;
+
+  constructor(
+    readonly topic: string,
+    readonly replyTo: string | undefined,
+  ) {}
+
+  get receivedAt(): Date {
+    return new Date(this.#receivedAtMs);
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#aborter) {
+      this.#aborter = new AbortController();
+      if (this.timedOut) this.#aborter.abort(this.timedOut);
+    }
+    return this.#aborter.signal;
+  }
+
+  /** an own property, so that a handler may pass `meta.commit` on by itself */
+  readonly commit = (): boolean => {
+    if (this.state === 'open') this.state = 'committed';
+    return this.state === 'committed';
+  };
+
+  /** the safe reply was sent: a later commit() returns false and the signal is aborted */
+  timeOut(reason: Error): void {
+    this.state = 'timed-out';
+    this.timedOut = reason;
+    this.#aborter?.abort(reason);
+  }
+}
+
+/** A request whose handler answers later: what its reply and its log line need. */
+class Waiting {
+  /** the timeout was pushed back once because the handler had committed */
+  extended = false;
+  timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly op: RequestOp,
+    readonly topic: string,
+    readonly started: number,
+    readonly replyTopic: string | undefined,
+    readonly plugin: string,
+    readonly meta: RequestContext,
+    /** performance.now() time of its safe reply */
+    readonly deadline: number,
+  ) {}
+}
+
 export class Router {
   readonly #o: RouterOptions;
   readonly #routes = new Map<Operation, Route>();
-  /** requests in flight, for shutdown */
-  readonly #inFlight = new Set<Promise<void>>();
+  /** requests waiting for their handler (for shutdown) */
+  readonly #waiting = new Set<Waiting>();
+  /**
+   * Those of them still on requestTimeoutMs, oldest first. All have the same timeout, so the
+   * oldest is always the next to time out, and one timer serves them all: no timer is set and
+   * cleared per request.
+   */
+  readonly #deadlines = new Set<Waiting>();
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #drained: (() => void)[] = [];
+  /** commands in flight (for shutdown) */
+  readonly #commands = new Set<Promise<void>>();
+  /** request lines waiting for the next batch */
+  #lines: RequestLine[] = [];
+  #linesTimer: NodeJS.Timeout | undefined;
 
   constructor(options: RouterOptions) {
     this.#o = options;
@@ -85,9 +171,13 @@ export class Router {
     for (const [op, r] of this.#routes) if (r.plugin === plugin) this.#routes.delete(op);
   }
 
-  /** resolves when every request in flight has been answered */
+  /**
+   * Resolves when every request waiting for its handler has been answered and every command has
+   * finished. A reply already handed to the transport is flushed by its graceful disconnect.
+   */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.#inFlight]);
+    if (this.#waiting.size) await new Promise<void>((resolve) => this.#drained.push(resolve));
+    await Promise.allSettled([...this.#commands]);
   }
 
   onMessage(topic: string, payload: Buffer): void {
@@ -97,45 +187,35 @@ export class Router {
       this.#o.onHeartbeat(payload);
       return;
     }
-    let work: Promise<void>;
-    if (isRequest(name)) work = this.#request(name, topic, payload);
-    else if (isCommand(name)) work = this.#command(name, topic, payload);
-    else {
-      this.#o.log.warn({ topic }, 'ignoring unknown e2m topic');
-      return;
-    }
-    this.#inFlight.add(work);
-    void work.finally(() => this.#inFlight.delete(work));
+    if (isRequest(name)) this.#request(name, topic, payload);
+    else if (isCommand(name)) {
+      const work = this.#command(name, topic, payload);
+      this.#commands.add(work);
+      void work.finally(() => this.#commands.delete(work));
+    } else this.#o.log.warn({ topic }, 'ignoring unknown e2m topic');
   }
 
-  async #request(op: RequestOp, topic: string, payload: Buffer): Promise<void> {
-    const started = performance.now();
+  /** Writes the request lines waiting for the next batch now (shutdown calls it). */
+  flushLog(): void {
+    clearTimeout(this.#linesTimer);
+    this.#linesTimer = undefined;
+    const lines = this.#lines;
+    this.#lines = [];
     const log = this.#o.log;
-    const finish = (outcome: string, replyTopic: string | undefined, reply: unknown, extra: Record<string, unknown> = {}) => {
-      const durationMs = Math.round((performance.now() - started) * 10) / 10;
-      const sent = replyTopic === undefined ? undefined : this.#o.publish(replyTopic, JSON.stringify(reply));
-      // the reply first (its socket write runs on the next tick), then the log line, one per
-      // request with its topic, outcome and duration: EVerest need not wait for a log write
-      setImmediate(() => {
-        const line = { op, topic, outcome, reply, durationMs, ...extra };
-        if (outcome === 'ok') log.info(line, 'request');
-        else log.warn(line, 'request');
-      });
-      return sent ? sent.then(() => undefined) : Promise.resolve();
-    };
-    const safe = SAFE_REPLIES[op];
+    for (const line of lines) {
+      if (line.outcome === 'ok') log.info(line, 'request');
+      else log.warn(line, 'request');
+    }
+  }
 
-    const notParsed = (reason: string) => {
-      const found = REPLY_TO_IN_TEXT.exec(payload.subarray(0, REPLY_TO_SCAN_BYTES).toString('utf8'))?.[1];
-      const checked = found === undefined ? undefined : this.#o.topics.replyTopic(found);
-      const replyTopic = checked?.ok ? checked.topic : undefined;
-      return finish('rejected', replyTopic, replyTopic ? safe : undefined, { reason: `${reason}; not parsed` });
-    };
+  #request(op: RequestOp, topic: string, payload: Buffer): void {
+    const started = performance.now();
+    const safe = SAFE_REPLIES[op];
     if (payload.length > this.#o.maxPayloadBytes) {
-      return notParsed(`payload of ${payload.length} bytes exceeds maxPayloadBytes ${this.#o.maxPayloadBytes}`);
+      return this.#notParsed(op, topic, started, payload, `payload of ${payload.length} bytes exceeds maxPayloadBytes ${this.#o.maxPayloadBytes}`);
     }
     const text = payload.toString('utf8');
-    if (nestedDeeperThan(text, MAX_JSON_DEPTH)) return notParsed(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+    if (nestedDeeperThan(text, MAX_JSON_DEPTH)) return this.#notParsed(op, topic, started, payload, `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
     let message: unknown;
     let parseError: string | undefined;
     try {
@@ -155,97 +235,131 @@ export class Router {
     if (replyTo !== undefined) {
       const checked = this.#o.topics.replyTopic(replyTo);
       if (!checked.ok) {
-        return finish('rejected', undefined, undefined, { reason: `${checked.reason}; not replying` });
+        return this.#finish(op, topic, started, 'rejected', undefined, undefined, { reason: `${checked.reason}; not replying` });
       }
       replyTopic = checked.topic;
     }
-    if (parseError !== undefined) return finish('rejected', replyTopic, safe, { reason: `malformed JSON: ${parseError}` });
+    if (parseError !== undefined) return this.#finish(op, topic, started, 'rejected', replyTopic, safe, { reason: `malformed JSON: ${parseError}` });
     const invalid = systemApiSchemas().inbound(op, message);
-    if (invalid) return finish('rejected', replyTopic, safe, { reason: `invalid request: ${invalid}` });
+    if (invalid) return this.#finish(op, topic, started, 'rejected', replyTopic, safe, { reason: `invalid request: ${invalid}` });
     const route = this.#routes.get(op);
-    if (!route) return finish('unhandled', replyTopic, safe, { reason: 'no running plugin handles this operation' });
+    if (!route) return this.#finish(op, topic, started, 'unhandled', replyTopic, safe, { reason: 'no running plugin handles this operation' });
 
-    // open -> committed (the handler passed its point of no return) or timed-out (safe reply sent)
-    let state: 'open' | 'committed' | 'timed-out' = 'open';
-    // made on first use: most handlers answer at once and never look at the signal
-    let aborter: AbortController | undefined;
-    let timedOut: Error | undefined;
-    const meta: RequestMeta = {
-      topic,
-      replyTo: replyTopic,
-      receivedAt: new Date(),
-      get signal() {
-        if (!aborter) {
-          aborter = new AbortController();
-          if (timedOut) aborter.abort(timedOut);
-        }
-        return aborter.signal;
-      },
-      commit: () => {
-        if (state === 'open') state = 'committed';
-        return state === 'committed';
-      },
-    };
-    const body = (message as { payload?: unknown }).payload;
-    let result: { value: unknown } | { timeout: true } | { error: Error } | undefined;
+    const meta = new RequestContext(topic, replyTopic);
     let answer: unknown;
     try {
-      answer = route.handler(body as never, meta);
+      answer = route.handler((message as { payload?: unknown }).payload as never, meta);
     } catch (err) {
-      result = { error: err as Error };
+      return this.#failed(op, topic, started, replyTopic, route.plugin, err);
     }
-    if (result === undefined && !isThenable(answer)) {
-      // answered at once: no timer, no race
-      result = { value: answer };
-    } else if (result === undefined) {
-      const call = Promise.resolve(answer).then((value) => ({ value }));
-      const timeoutMs = this.#o.requestTimeoutMs;
-      result = await new Promise<{ value: unknown } | { timeout: true } | { error: Error }>((resolve) => {
-        let extended = false;
-        // the state changes inside the timer callback, so a commit() after it sees timed-out
-        const fire = () => {
-          if (state === 'committed' && !extended) {
-            // its side effect is under way: the safe reply would be untrue, so it waits longer
-            extended = true;
-            log.warn({ op, plugin: route.plugin, waitMs: this.#o.committedTimeoutMs }, 'handler committed to an answer it has not given yet; waiting for it');
-            timer = setTimeout(fire, this.#o.committedTimeoutMs);
-            return;
-          }
-          state = 'timed-out';
-          timedOut = new Error(`no answer within ${extended ? timeoutMs + this.#o.committedTimeoutMs : timeoutMs} ms`);
-          aborter?.abort(timedOut);
-          resolve({ timeout: true });
-        };
-        let timer = setTimeout(fire, timeoutMs);
-        call.then(
-          (r) => {
-            clearTimeout(timer);
-            resolve(r);
-          },
-          (err: unknown) => {
-            clearTimeout(timer);
-            resolve({ error: err as Error });
-          },
-        );
-      });
-      if ('timeout' in result) {
-        call.then(
-          (late) => log.warn({ op, plugin: route.plugin, late: late.value }, 'handler answered after the safe reply was sent; ignored'),
-          () => undefined,
-        );
-        return finish('timeout', replyTopic, safe, { plugin: route.plugin, reason: `handler did not answer: ${timedOut!.message}` });
-      }
-    }
-    if ('error' in result) {
-      log.error({ op, plugin: route.plugin, error: result.error.message, stack: result.error.stack }, 'handler failed');
-      return finish('error', replyTopic, safe, { plugin: route.plugin, reason: result.error.message });
-    }
-    const value = (result as { value: unknown }).value;
+    // answered at once: no timer, no promise
+    if (!isThenable(answer)) return this.#answered(op, topic, started, replyTopic, route.plugin, answer);
+
+    const w = new Waiting(op, topic, started, replyTopic, route.plugin, meta, started + this.#o.requestTimeoutMs);
+    this.#waiting.add(w);
+    this.#deadlines.add(w);
+    if (!this.#deadlineTimer) this.#armDeadline();
+    // through Promise.resolve: a thenable whose then() throws becomes a rejection here
+    Promise.resolve(answer).then(
+      (value) => {
+        if (this.#settle(w)) this.#answered(op, topic, started, replyTopic, route.plugin, value);
+        else this.#o.log.warn({ op, plugin: route.plugin, late: value }, 'handler answered after the safe reply was sent; ignored');
+      },
+      (err: unknown) => {
+        if (this.#settle(w)) this.#failed(op, topic, started, replyTopic, route.plugin, err);
+      },
+    );
+  }
+
+  /** The reply first (its socket write runs on the next tick), then the log line. */
+  #finish(op: RequestOp, topic: string, started: number, outcome: string, replyTopic: string | undefined, reply: unknown, extra?: Record<string, unknown>): void {
+    const durationMs = Math.round((performance.now() - started) * 10) / 10;
+    if (replyTopic !== undefined) void this.#o.publish(replyTopic, JSON.stringify(reply));
+    this.#logRequest({ op, topic, outcome, reply, durationMs, ...extra });
+  }
+
+  #notParsed(op: RequestOp, topic: string, started: number, payload: Buffer, reason: string): void {
+    const found = REPLY_TO_IN_TEXT.exec(payload.subarray(0, REPLY_TO_SCAN_BYTES).toString('utf8'))?.[1];
+    const checked = found === undefined ? undefined : this.#o.topics.replyTopic(found);
+    const replyTopic = checked?.ok ? checked.topic : undefined;
+    this.#finish(op, topic, started, 'rejected', replyTopic, replyTopic ? SAFE_REPLIES[op] : undefined, { reason: `${reason}; not parsed` });
+  }
+
+  #answered(op: RequestOp, topic: string, started: number, replyTopic: string | undefined, plugin: string, value: unknown): void {
     const badReply = systemApiSchemas().reply(op, value);
     if (badReply) {
-      return finish('error', replyTopic, safe, { plugin: route.plugin, reason: `handler reply is invalid (${badReply}): ${JSON.stringify(value)?.slice(0, 200)}` });
+      const reason = `handler reply is invalid (${badReply}): ${JSON.stringify(value)?.slice(0, 200)}`;
+      return this.#finish(op, topic, started, 'error', replyTopic, SAFE_REPLIES[op], { plugin, reason });
     }
-    return finish('ok', replyTopic, value, { plugin: route.plugin });
+    this.#finish(op, topic, started, 'ok', replyTopic, value, { plugin });
+  }
+
+  #failed(op: RequestOp, topic: string, started: number, replyTopic: string | undefined, plugin: string, thrown: unknown): void {
+    const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+    this.#o.log.error({ op, plugin, error: error.message, stack: error.stack }, 'handler failed');
+    this.#finish(op, topic, started, 'error', replyTopic, SAFE_REPLIES[op], { plugin, reason: error.message });
+  }
+
+  /** Takes a request off the waiting lists; false when its safe reply was sent already. */
+  #settle(w: Waiting): boolean {
+    if (!this.#waiting.delete(w)) return false;
+    this.#deadlines.delete(w);
+    clearTimeout(w.timer);
+    if (!this.#waiting.size && this.#drained.length) {
+      for (const resolve of this.#drained.splice(0)) resolve();
+    }
+    return true;
+  }
+
+  /** Sets the one timer for the oldest request on requestTimeoutMs, if any. */
+  #armDeadline(): void {
+    const first = this.#deadlines.values().next().value as Waiting | undefined;
+    if (!first) {
+      this.#deadlineTimer = undefined;
+      return;
+    }
+    this.#deadlineTimer = setTimeout(() => this.#expire(), Math.max(1, Math.ceil(first.deadline - performance.now())));
+    // the process is kept alive by its connection, not by a request's deadline
+    this.#deadlineTimer.unref();
+  }
+
+  #expire(): void {
+    const now = performance.now();
+    for (const w of this.#deadlines) {
+      if (w.deadline > now) break;
+      this.#deadlines.delete(w);
+      this.#timeOut(w);
+    }
+    this.#armDeadline();
+  }
+
+  /** requestTimeoutMs has passed (or committedTimeoutMs after it) without an answer */
+  #timeOut(w: Waiting): void {
+    const timeoutMs = this.#o.requestTimeoutMs;
+    if (w.meta.state === 'committed' && !w.extended) {
+      // its side effect is under way: the safe reply would be untrue, so it waits longer
+      w.extended = true;
+      this.#o.log.warn({ op: w.op, plugin: w.plugin, waitMs: this.#o.committedTimeoutMs }, 'handler committed to an answer it has not given yet; waiting for it');
+      w.timer = setTimeout(() => this.#timeOut(w), this.#o.committedTimeoutMs);
+      return;
+    }
+    // the state changes before anything else, so a commit() from now on sees timed-out
+    w.meta.timeOut(new Error(`no answer within ${w.extended ? timeoutMs + this.#o.committedTimeoutMs : timeoutMs} ms`));
+    this.#settle(w);
+    this.#finish(w.op, w.topic, w.started, 'timeout', w.replyTopic, SAFE_REPLIES[w.op], { plugin: w.plugin, reason: `handler did not answer: ${w.meta.timedOut!.message}` });
+  }
+
+  /**
+   * The request lines, one per request with its topic, outcome and duration, are written in
+   * batches at most LOG_BATCH_MS after the reply: EVerest need not wait for a log write, and a
+   * burst of requests is logged in one go, at a fraction of the CPU time of one write each.
+   */
+  #logRequest(line: RequestLine): void {
+    this.#lines.push(line);
+    if (!this.#linesTimer) {
+      this.#linesTimer = setTimeout(() => this.flushLog(), LOG_BATCH_MS);
+      this.#linesTimer.unref();
+    }
   }
 
   async #command(op: CommandOp, topic: string, payload: Buffer): Promise<void> {
