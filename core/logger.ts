@@ -9,9 +9,21 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
+let lastMs = Number.NaN;
+let lastTime = '';
+/** pino's isoTime, formatted once per millisecond: the lines of a batch share it */
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastTime;
+}
+
 /** A structured logger that writes JSON lines to stdout (journald picks them up). */
 export function createLogger(options: LoggerOptions): Logger {
-  const base = { level: options.level, base: undefined as undefined, timestamp: pino.stdTimeFunctions.isoTime };
+  const base = { level: options.level, base: undefined as undefined, timestamp: isoTime };
   if (options.pretty && !options.destination) {
     return pino(base, prettyDestination()) as unknown as Logger;
   }

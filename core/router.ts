@@ -31,8 +31,10 @@ interface Route {
   handler: Handler<Operation>;
 }
 
-const isRequest = (name: string): name is RequestOp => (REQUEST_OPERATIONS as readonly string[]).includes(name);
-const isCommand = (name: string): name is CommandOp => (COMMAND_OPERATIONS as readonly string[]).includes(name);
+const REQUESTS: ReadonlySet<string> = new Set(REQUEST_OPERATIONS);
+const COMMANDS: ReadonlySet<string> = new Set(COMMAND_OPERATIONS);
+const isRequest = (name: string): name is RequestOp => REQUESTS.has(name);
+const isCommand = (name: string): name is CommandOp => COMMANDS.has(name);
 
 /**
  * Messages over the limit, or nested deeper than any system_API message, are not parsed: JSON.parse
@@ -65,12 +67,12 @@ export function nestedDeeperThan(text: string, limit: number): boolean {
 const LOG_BATCH_MS = 10;
 
 interface RequestLine {
-  op: RequestOp;
-  topic: string;
+  /** the logger of the line's operation and topic */
+  log: Logger;
   outcome: string;
   reply: unknown;
   durationMs: number;
-  [extra: string]: unknown;
+  extra: Record<string, unknown> | undefined;
 }
 
 /** commands have no reply to give up on */
@@ -158,6 +160,7 @@ export class Router {
   /** request lines waiting for the next batch */
   #lines: RequestLine[] = [];
   #linesTimer: NodeJS.Timeout | undefined;
+  readonly #requestLogs = new Map<string, Logger>();
 
   constructor(options: RouterOptions) {
     this.#o = options;
@@ -201,10 +204,10 @@ export class Router {
     this.#linesTimer = undefined;
     const lines = this.#lines;
     this.#lines = [];
-    const log = this.#o.log;
-    for (const line of lines) {
-      if (line.outcome === 'ok') log.info(line, 'request');
-      else log.warn(line, 'request');
+    for (const { log, outcome, reply, durationMs, extra } of lines) {
+      const fields = { outcome, reply, durationMs, ...extra };
+      if (outcome === 'ok') log.info(fields, 'request');
+      else log.warn(fields, 'request');
     }
   }
 
@@ -275,7 +278,7 @@ export class Router {
   #finish(op: RequestOp, topic: string, started: number, outcome: string, replyTopic: string | undefined, reply: unknown, extra?: Record<string, unknown>): void {
     const durationMs = Math.round((performance.now() - started) * 10) / 10;
     if (replyTopic !== undefined) void this.#o.publish(replyTopic, JSON.stringify(reply));
-    this.#logRequest({ op, topic, outcome, reply, durationMs, ...extra });
+    this.#logRequest({ log: this.#requestLog(op, topic), outcome, reply, durationMs, extra });
   }
 
   #notParsed(op: RequestOp, topic: string, started: number, payload: Buffer, reason: string): void {
@@ -354,6 +357,16 @@ export class Router {
    * batches at most LOG_BATCH_MS after the reply: EVerest need not wait for a log write, and a
    * burst of requests is logged in one go, at a fraction of the CPU time of one write each.
    */
+  /** one child logger per operation: pino serialises its op and topic once, not on every line */
+  #requestLog(op: RequestOp, topic: string): Logger {
+    let log = this.#requestLogs.get(topic);
+    if (!log) {
+      log = this.#o.log.child({ op, topic });
+      this.#requestLogs.set(topic, log);
+    }
+    return log;
+  }
+
   #logRequest(line: RequestLine): void {
     this.#lines.push(line);
     if (!this.#linesTimer) {
