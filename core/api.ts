@@ -256,6 +256,12 @@ export interface BootReasonStore {
   peek(): Promise<BootReasonRecord | undefined>;
   /** return and clear the recorded reason */
   consume(): Promise<BootReasonRecord | undefined>;
+  /**
+   * true when the store knows, without reading its file, that nothing is recorded (it found or
+   * handed out none and nothing was recorded since): peek() would resolve to undefined. false or
+   * absent: ask peek().
+   */
+  readonly knownEmpty?: boolean;
 }
 
 /** Everything a plugin gets from the host, under the token `TOKENS.Context`. */

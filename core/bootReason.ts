@@ -34,6 +34,10 @@ export class PersistedBootReason implements BootReasonStore {
     this.#bootId = bootId;
   }
 
+  get knownEmpty(): boolean {
+    return this.#knownEmpty;
+  }
+
   async record(reason: BootReason): Promise<void> {
     const current = await this.#state.get<BootReasonRecord>(KEY);
     if (current?.reason === 'FirmwareUpdate' && reason !== 'FirmwareUpdate') {

@@ -65,6 +65,8 @@ export default class BootReasonPlugin implements Plugin {
   /** what boot.json holds, as far as this process knows (undefined: nothing readable) */
   #persisted: BootState | undefined;
   #started: Promise<void> | undefined;
+  /** #load() has finished */
+  #loaded = false;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(@inject(TOKENS.Context) ctx: PluginContext) {
@@ -75,12 +77,23 @@ export default class BootReasonPlugin implements Plugin {
   }
 
   handlers(): Handlers {
-    return { get_boot_reason: (_payload, meta) => this.getBootReason(meta) };
+    return { get_boot_reason: (_payload, meta) => this.#knownAnswer() ?? this.getBootReason(meta) };
   }
 
   start(): Promise<void> {
-    this.#started ??= this.#load();
+    this.#started ??= this.#load().finally(() => (this.#loaded = true));
     return this.#started;
+  }
+
+  /**
+   * The answer when it needs no waiting: EVerest asked again within this kernel boot and nothing
+   * is recorded (the store knows without reading its file). getBootReason() gives the same answer
+   * through its queue; this spares a repeated question the promises on the way.
+   */
+  #knownAnswer(): BootReason | undefined {
+    if (!this.#loaded || !this.#told || this.#ctx.bootReason.knownEmpty !== true) return undefined;
+    this.#ctx.log.debug({ reason: 'ApplicationReset' }, 'boot reason ApplicationReset (EVerest asked again within the same kernel boot)');
+    return 'ApplicationReset';
   }
 
   async #load(): Promise<void> {

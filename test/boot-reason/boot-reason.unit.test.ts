@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PersistedBootReason } from '../../core/bootReason.js';
 import BootReasonPlugin from '../../plugins/boot-reason/index.js';
 import { makeTempDir } from '../adapters/power/stub.js';
 import { FakeBootReason, fakeContext, MemoryState, withDefaults } from '../reset/fake-context.js';
@@ -33,6 +34,23 @@ describe('boot-reason plugin (unit)', () => {
     await plugin.start();
     expect(await plugin.getBootReason()).toBe('PowerUp');
     expect(await plugin.getBootReason()).toBe('ApplicationReset');
+  });
+
+  it('a repeated question is answered at once, a reason recorded meanwhile still reaches the next one', async () => {
+    const base = fakeContext('boot-reason', withDefaults(BootReasonPlugin.optionsSchema, { bootIdPath, watchdogGlob }));
+    // the core's store, which knows when nothing is recorded
+    const store = new PersistedBootReason(new MemoryState(), base.log, () => 'boot-a');
+    const plugin = new BootReasonPlugin({ ...base, bootReason: store });
+    await plugin.start();
+    const ask = () => plugin.handlers().get_boot_reason!(undefined, { topic: 't', receivedAt: new Date(), signal: new AbortController().signal, commit: () => true });
+    expect(await ask()).toBe('PowerUp');
+    // told, nothing recorded: the answer itself, not a promise of it
+    expect(ask()).toBe('ApplicationReset');
+    await store.record('RemoteReset');
+    const next = ask();
+    expect(next).toBeInstanceOf(Promise);
+    expect(await next).toBe('RemoteReset');
+    expect(ask()).toBe('ApplicationReset');
   });
 
   it('reports a recorded reason once, then detects', async () => {
