@@ -78,6 +78,19 @@ interface RequestLine {
 /** commands have no reply to give up on */
 const NEVER_ABORTED = new AbortController().signal;
 
+/** the start of a value for a log line; a handler's reply may be anything, even unserialisable */
+function preview(value: unknown): string {
+  try {
+    return (JSON.stringify(value) ?? String(value)).slice(0, 200);
+  } catch {
+    try {
+      return String(value).slice(0, 200);
+    } catch {
+      return '(unprintable)';
+    }
+  }
+}
+
 const isThenable = (v: unknown): v is PromiseLike<unknown> =>
   v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 
@@ -291,7 +304,7 @@ export class Router {
   #answered(op: RequestOp, topic: string, started: number, replyTopic: string | undefined, plugin: string, value: unknown): void {
     const badReply = systemApiSchemas().reply(op, value);
     if (badReply) {
-      const reason = `handler reply is invalid (${badReply}): ${JSON.stringify(value)?.slice(0, 200)}`;
+      const reason = `handler reply is invalid (${badReply}): ${preview(value)}`;
       return this.#finish(op, topic, started, 'error', replyTopic, SAFE_REPLIES[op], { plugin, reason });
     }
     this.#finish(op, topic, started, 'ok', replyTopic, value, { plugin });

@@ -1,11 +1,11 @@
 /**
  * A third-party-style plugin for the core's wire tests, written without decorators (static
  * `inject`) and loaded by path. It answers every operation; `options.behaviour` makes a
- * handler throw, hang or return an invalid reply; commands are recorded in its state.
+ * handler throw, hang or return an invalid (or unserialisable) reply; commands are recorded in its state.
  */
 import { API_VERSION, TOKENS, type Handlers, type Operation, type Plugin, type PluginContext, type RequestMeta } from '../../core/api.js';
 
-type Behaviour = 'normal' | 'throw' | 'hang' | 'invalid' | 'slow' | 'throw-now' | 'answer-now' | 'commit-then-slow' | 'commit-then-hang' | 'slow-then-commit';
+type Behaviour = 'normal' | 'throw' | 'hang' | 'invalid' | 'unserialisable' | 'slow' | 'throw-now' | 'answer-now' | 'commit-then-slow' | 'commit-then-hang' | 'slow-then-commit';
 
 export default class WirePlugin implements Plugin {
   static readonly pluginName = 'wire-test';
@@ -17,7 +17,7 @@ export default class WirePlugin implements Plugin {
   static readonly optionsSchema = {
     type: 'object',
     properties: {
-      behaviour: { type: 'object', additionalProperties: { enum: ['normal', 'throw', 'hang', 'invalid', 'slow', 'throw-now', 'answer-now', 'commit-then-slow', 'commit-then-hang', 'slow-then-commit'] }, default: {} },
+      behaviour: { type: 'object', additionalProperties: { enum: ['normal', 'throw', 'hang', 'invalid', 'unserialisable', 'slow', 'throw-now', 'answer-now', 'commit-then-slow', 'commit-then-hang', 'slow-then-commit'] }, default: {} },
       startFails: { type: 'boolean', default: false },
     },
     additionalProperties: false,
@@ -50,6 +50,7 @@ export default class WirePlugin implements Plugin {
     if (b === 'throw') throw new Error(`${op} failed on purpose`);
     if (b === 'hang') return new Promise<T>(() => undefined);
     if (b === 'invalid') return invalid as T;
+    if (b === 'unserialisable') return 10n as T; // JSON.stringify throws on a BigInt
     if (b === 'slow') await new Promise((r) => setTimeout(r, 1500));
     return value;
   }

@@ -182,6 +182,15 @@ describe('handlers that fail', () => {
     await d.waitForLog((l) => l.outcome === 'error' && l.op === 'is_reset_allowed' && /invalid/.test(String(l.reason)));
   });
 
+  test('a reply that cannot even be serialised gets the safe reply and a log line, and the daemon stays up', async () => {
+    const d = await startDaemon(wireConfig({}, { behaviour: { get_boot_reason: 'unserialisable' } }));
+    const ev = await EverestSim.connect(broker.url);
+    expect(await ev.request('get_boot_reason')).toBe('Unknown');
+    const line = await d.waitForLog((l) => l.msg === 'request' && l.op === 'get_boot_reason');
+    expect(line).toMatchObject({ outcome: 'error', reason: expect.stringContaining('handler reply is invalid') });
+    expect(await ev.request('is_reset_allowed', 'Soft')).toBe(true);
+  });
+
   test('a synchronous handler is answered at once, and one that throws before returning gets the safe reply', async () => {
     const now = await startDaemon(wireConfig({}, { behaviour: { is_reset_allowed: 'answer-now' } }));
     const ev = await EverestSim.connect(broker.url);
