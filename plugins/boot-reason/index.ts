@@ -92,6 +92,11 @@ export default class BootReasonPlugin implements Plugin {
    */
   #knownAnswer(): BootReason | undefined {
     if (!this.#loaded || !this.#told || this.#ctx.bootReason.knownEmpty !== true) return undefined;
+    return this.#askedAgain();
+  }
+
+  /** told already and nothing recorded: routine (the first answer of this boot was logged at info) */
+  #askedAgain(): BootReason {
     this.#ctx.log.debug({ reason: 'ApplicationReset' }, 'boot reason ApplicationReset (EVerest asked again within the same kernel boot)');
     return 'ApplicationReset';
   }
@@ -127,11 +132,7 @@ export default class BootReasonPlugin implements Plugin {
     await this.start();
     // Told already and nothing recorded: ApplicationReset, nothing to change, no need to queue.
     // A recorded reason seen here goes through the queue, where consume() hands it out once.
-    if (this.#told && !(await this.#recordPending())) {
-      // routine (the first answer of this boot was logged at info)
-      this.#ctx.log.debug({ reason: 'ApplicationReset' }, 'boot reason ApplicationReset (EVerest asked again within the same kernel boot)');
-      return 'ApplicationReset';
-    }
+    if (this.#told && !(await this.#recordPending())) return this.#askedAgain();
     const run = this.#queue.then(() => this.#answer(meta));
     this.#queue = run.catch(() => undefined);
     return run;
