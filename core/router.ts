@@ -365,11 +365,6 @@ export class Router {
     this.#finish(w.op, w.topic, w.started, 'timeout', w.replyTopic, SAFE_REPLIES[w.op], { plugin: w.plugin, reason: `handler did not answer: ${w.meta.timedOut!.message}` });
   }
 
-  /**
-   * The request lines, one per request with its topic, outcome and duration, are written in
-   * batches at most LOG_BATCH_MS after the reply: EVerest need not wait for a log write, and a
-   * burst of requests is logged in one go, at a fraction of the CPU time of one write each.
-   */
   /** one child logger per operation: pino serialises its op and topic once, not on every line */
   #requestLog(op: RequestOp, topic: string): Logger {
     let log = this.#requestLogs.get(topic);
@@ -380,6 +375,11 @@ export class Router {
     return log;
   }
 
+  /**
+   * The request lines, one per request with its topic, outcome and duration, are written in
+   * batches at most LOG_BATCH_MS after the reply: EVerest need not wait for a log write, and a
+   * burst of requests is logged in one go, at a fraction of the CPU time of one write each.
+   */
   #logRequest(line: RequestLine): void {
     this.#lines.push(line);
     if (!this.#linesTimer) {
